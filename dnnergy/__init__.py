@@ -1,0 +1,24 @@
+"""dnnergy: where a neural network spends its energy, and how to make it spend less."""
+
+from .errors import DnnergyError, HardwareConfigError, OnnxImportError, TraceError, UnsupportedOpError, UserInputError
+from .workload import Datum, Layer, OpKind, TensorStats, UnsupportedOp, Workload, list_ops, register_op, trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "trace",
+    "Workload",
+    "Layer",
+    "OpKind",
+    "Datum",
+    "TensorStats",
+    "UnsupportedOp",
+    "register_op",
+    "list_ops",
+    "DnnergyError",
+    "UserInputError",
+    "TraceError",
+    "UnsupportedOpError",
+    "OnnxImportError",
+    "HardwareConfigError",
+]

@@ -1,0 +1,206 @@
+"""The ``Layer`` record: one compute op of a network with its full shape.
+
+Every downstream module (energy, compression, reports) reads these records; nothing
+re-derives shapes from the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["OpKind", "Datum", "TensorStats", "Layer", "MAC_KINDS"]
+
+
+class OpKind(str, Enum):
+    """What kind of computation a layer performs."""
+
+    CONV = "conv"  #: 1-D/2-D convolution, grouped, depthwise, dilated or transposed
+    FC = "fc"  #: fully connected: nn.Linear, or a matmul with a parameter operand
+    MATMUL = "matmul"  #: matmul/bmm/einsum/attention between two activations
+    NORM = "norm"  #: BatchNorm, LayerNorm, GroupNorm
+    POOL = "pool"  #: max/avg/adaptive pooling, global mean
+    ELTWISE = "eltwise"  #: element-wise add/mul/sub/div of tensors (residuals)
+    ACTIVATION = "activation"  #: ReLU, GELU, sigmoid, softmax, ...
+    CONCAT = "concat"  #: cat/stack: data movement, no arithmetic
+    EMBEDDING = "embedding"  #: table look-up
+
+
+#: Kinds whose work is multiply-accumulates and that dataflow models map onto a PE array.
+MAC_KINDS = frozenset({OpKind.CONV, OpKind.FC, OpKind.MATMUL})
+
+
+class Datum(str, Enum):
+    """The three data types whose movement the energy model prices separately."""
+
+    IFMAP = "ifmap"  #: input feature map (activations read by the layer)
+    WEIGHT = "weight"  #: filter weights (or the second operand of an activation matmul)
+    OFMAP = "ofmap"  #: output feature map and partial sums
+
+
+@dataclass(frozen=True, slots=True)
+class TensorStats:
+    """Measured sparsity of one tensor, enough to price run-length coding exactly.
+
+    ``zero_runs`` is a histogram ``((run, count), ...)``: for every non-zero value, the
+    number of zeros that precede it since the previous non-zero (in C-order), plus one
+    entry for the trailing zero run (counted with ``count`` 1 and flagged by being the run
+    after the last non-zero). ``sum(count) - trailing`` therefore equals ``nonzeros``.
+    """
+
+    numel: int
+    nonzeros: int
+    zero_runs: tuple[tuple[int, int], ...] = ()
+    trailing_zeros: int = 0
+
+    def __post_init__(self) -> None:
+        if self.numel < 0 or not 0 <= self.nonzeros <= self.numel:
+            raise ValueError(
+                f"TensorStats: need 0 <= nonzeros <= numel (nonzeros={self.nonzeros}, numel={self.numel})"
+            )
+
+    @property
+    def density(self) -> float:
+        """Fraction of non-zero elements, in [0, 1] (1.0 for an empty tensor)."""
+        return self.nonzeros / self.numel if self.numel else 1.0
+
+
+def _check_fraction(owner: str, name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"Layer {owner!r}: {name} must be in [0, 1] (got {value})")
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One compute op, with the shape letters of Eyeriss (Chen et al., ISSCC/ISCA 2016).
+
+    ====== =====================================================================
+    letter meaning
+    ====== =====================================================================
+    N      batch size (for FC: number of input vectors, batch x tokens)
+    C      input channels (all groups together)
+    H, W   input feature-map height, width (with no padding)
+    M      output channels (filters, all groups together)
+    R, S   filter height, width (pooling: window height, width)
+    E, F   output feature-map height, width
+    ====== =====================================================================
+
+    ``stride``, ``padding``, ``dilation`` are (vertical, horizontal) pairs; ``groups``
+    splits C and M into independent groups (depthwise: groups == C == M).
+
+    Counts (all exact integers for the traced batch):
+
+    * ``macs``: multiply-accumulates. Conv: ``N*M*(C/groups)*R*S*E*F`` (transposed:
+      ``N*C*(M/groups)*R*S*H*W``); FC/matmul: ``N*M*C/groups``. As in fvcore, bias
+      additions are not counted and multiplications with padding zeros are. Only
+      CONV, FC and MATMUL layers have MACs.
+    * ``ops``: other arithmetic, one per output element for element-wise, activation
+      and norm layers, one per window element per output for pooling (a comparison or
+      an add). Concat and embedding have zero ops.
+    * ``weights``: elements of the stationary operand (filter weights; for an
+      activation x activation matmul, the second operand, ``weight_is_param=False``).
+    * ``biases``: bias parameters. ``params`` is the learned-parameter count.
+    * ``ifmap``/``ofmap``: elements of all activation inputs / of the output.
+
+    Bitwidths (``*_bits``, ``None`` means the hardware's default word) and densities
+    (non-zero fraction, 1.0 dense) are per data type; ``*_stats`` hold measured
+    zero-run statistics when the layer was profiled on real data.
+
+    Derive a variant with :func:`dataclasses.replace` (see :meth:`replace`).
+    """
+
+    name: str
+    kind: OpKind
+    op: str
+    module: str = ""
+    N: int = 1
+    C: int = 1
+    H: int = 1
+    W: int = 1
+    M: int = 1
+    R: int = 1
+    S: int = 1
+    E: int = 1
+    F: int = 1
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    transposed: bool = False
+    macs: int = 0
+    ops: int = 0
+    weights: int = 0
+    weight_is_param: bool = True
+    biases: int = 0
+    ifmap: int = 0
+    ofmap: int = 0
+    w_bits: int | None = None
+    i_bits: int | None = None
+    o_bits: int | None = None
+    w_density: float = 1.0
+    i_density: float = 1.0
+    o_density: float = 1.0
+    w_stats: TensorStats | None = None
+    i_stats: TensorStats | None = None
+    o_stats: TensorStats | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, OpKind):
+            object.__setattr__(self, "kind", OpKind(self.kind))
+        for letter in ("N", "C", "H", "W", "M", "R", "S", "E", "F", "groups"):
+            value = getattr(self, letter)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Layer {self.name!r}: {letter} must be a positive int (got {value!r})")
+        for count in ("macs", "ops", "weights", "biases", "ifmap", "ofmap"):
+            value = getattr(self, count)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"Layer {self.name!r}: {count} must be a non-negative int (got {value!r})")
+        for pair in ("stride", "padding", "dilation"):
+            value = getattr(self, pair)
+            if len(value) != 2:
+                raise ValueError(f"Layer {self.name!r}: {pair} must be a (vertical, horizontal) pair (got {value!r})")
+        if self.kind in MAC_KINDS and (self.C % self.groups or self.M % self.groups):
+            raise ValueError(
+                f"Layer {self.name!r}: groups must divide C and M (C={self.C}, M={self.M}, groups={self.groups})"
+            )
+        for bits in ("w_bits", "i_bits", "o_bits"):
+            value = getattr(self, bits)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"Layer {self.name!r}: {bits} must be a positive int or None (got {value!r})")
+        for density in ("w_density", "i_density", "o_density"):
+            _check_fraction(self.name, density, getattr(self, density))
+
+    @property
+    def params(self) -> int:
+        """Learned parameters: weights (when they are parameters) plus biases."""
+        return (self.weights if self.weight_is_param else 0) + self.biases
+
+    @property
+    def is_mac(self) -> bool:
+        """True for CONV, FC and MATMUL layers, the ones a dataflow maps onto a PE array."""
+        return self.kind in MAC_KINDS
+
+    @property
+    def nonzero_macs(self) -> float:
+        """MACs whose two operands are both non-zero, assuming independent zeros."""
+        return self.macs * self.w_density * self.i_density
+
+    def replace(self, **changes) -> "Layer":
+        """A copy with some fields changed (validated like a new record)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Flat plain-data view (enums as strings, stats as their density)."""
+        out = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Enum):
+                value = value.value
+            elif isinstance(value, TensorStats):
+                value = value.density
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[field.name] = value
+        out["params"] = self.params
+        return out

@@ -1,0 +1,283 @@
+"""The op table: ATen op -> handler that turns one call into layer fields.
+
+A handler receives the :class:`OpContext` (which tensors are parameters), the call's
+``args``/``kwargs`` and its output, and returns a field dict from
+:mod:`~dnnergy.workload.formulas`, a list of ``(label, fields)`` pairs for an op that
+is several layers (attention), or raises :class:`Unsupported`. Ops known to cost
+nothing (views, reshapes, tensor creation) are in :data:`FREE_OPS`.
+
+Add a handler with :func:`register_op`; list the table with :func:`list_ops`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from . import formulas
+
+__all__ = ["OpContext", "Unsupported", "Handler", "register_op", "list_ops", "get_handler", "FREE_OPS", "op_name"]
+
+aten = torch.ops.aten
+
+
+@dataclass
+class OpContext:
+    """What a handler may ask about the tensors of a call."""
+
+    param_storages: dict[int, int]  #: storage data_ptr -> element count of the parameter
+
+    def is_param(self, t: Any) -> bool:
+        """True if ``t`` is (a view of) a model parameter."""
+        return isinstance(t, torch.Tensor) and self._ptr(t) in self.param_storages
+
+    def param_numel(self, t: Any) -> int:
+        """Elements of the parameter ``t`` views (0 if not a parameter)."""
+        return self.param_storages.get(self._ptr(t), 0) if isinstance(t, torch.Tensor) else 0
+
+    @staticmethod
+    def _ptr(t: torch.Tensor) -> int:
+        try:
+            return t.untyped_storage().data_ptr()
+        except (RuntimeError, NotImplementedError):  # meta/fake tensors without storage
+            return -1
+
+
+class Unsupported(Exception):
+    """Raised by a handler for a call it recognises but cannot model; ``macs`` if known."""
+
+    def __init__(self, reason: str, macs: int | None = None):
+        super().__init__(reason)
+        self.macs = macs
+
+
+Handler = Callable[[OpContext, tuple, dict, Any], "dict | list[tuple[str, dict]]"]
+
+_REGISTRY: dict[str, Handler] = {}
+
+
+def op_name(func: Any) -> str:
+    """``aten.convolution.default`` -> ``"aten.convolution"`` (the overload packet's name)."""
+    packet = getattr(func, "overloadpacket", func)
+    return f"{getattr(packet, '_qualified_op_name', str(packet)).replace('::', '.')}"
+
+
+def register_op(*targets: Any, override: bool = False) -> Callable[[Handler], Handler]:
+    """Decorator registering a handler for one or more ATen ops (packets or overloads).
+
+    Raises ``TypeError`` for a target that is not an op and ``RuntimeError`` on a
+    duplicate unless ``override=True``. Returns the function unchanged.
+    """
+    names = []
+    for target in targets:
+        if not hasattr(target, "overloadpacket") and not hasattr(target, "_qualified_op_name"):
+            raise TypeError(f"register_op: expected an ATen op such as torch.ops.aten.relu (got {target!r})")
+        names.append(op_name(target))
+
+    def decorate(handler: Handler) -> Handler:
+        for name in names:
+            if name in _REGISTRY and not override:
+                raise RuntimeError(f"register_op: {name} already has a handler (pass override=True to replace it)")
+            _REGISTRY[name] = handler
+        return handler
+
+    return decorate
+
+
+def list_ops(pattern: str = "*") -> list[str]:
+    """Names of the ops with a handler, filtered by an fnmatch ``pattern``."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_handler(name: str, table: dict[str, Handler] | None = None) -> Handler | None:
+    """The handler for op ``name`` from ``table`` (default: the global registry)."""
+    return (table if table is not None else _REGISTRY).get(name)
+
+
+def registry_copy() -> dict[str, Handler]:
+    """A copy of the global table, for per-call overrides that must not leak."""
+    return dict(_REGISTRY)
+
+
+def _shape(t: Any) -> list[int]:
+    return list(t.shape) if isinstance(t, torch.Tensor) else []
+
+
+def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any = None) -> Any:
+    if len(args) > index:
+        return args[index]
+    return kwargs.get(name, default)
+
+
+# -- multiply-accumulate ops -------------------------------------------------------------
+
+@register_op(aten.convolution, aten._convolution)
+def _convolution(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    x, w, bias = args[0], args[1], args[2]
+    stride, padding, dilation, transposed = args[3], args[4], args[5], bool(args[6])
+    groups = int(args[8])
+    if x.dim() not in (3, 4):
+        w_taps = math.prod(w.shape)
+        spatial = math.prod((x if transposed else out).shape[2:])
+        raise Unsupported(f"{x.dim() - 2}-D convolution", macs=x.shape[0] * w_taps * spatial)
+    return formulas.conv(
+        _shape(x), _shape(w), _shape(out), stride, padding, dilation, groups, transposed,
+        biases=ctx.param_numel(bias) if bias is not None else 0,
+        weight_is_param=ctx.is_param(w),
+    )
+
+
+@register_op(aten.mm, aten.bmm)
+def _mm(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    a, b = args[0], args[1]
+    return formulas.matmul(_shape(a), _shape(b), ctx.is_param(a), ctx.is_param(b))
+
+
+@register_op(aten.addmm, aten.baddbmm)
+def _addmm(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    bias, a, b = args[0], args[1], args[2]
+    fields = formulas.matmul(_shape(a), _shape(b), ctx.is_param(a), ctx.is_param(b))
+    if ctx.is_param(bias):
+        fields["biases"] = ctx.param_numel(bias)
+    else:  # an activation added to the product (attention mask): one add per output
+        fields["ops"] = out.numel()
+        fields["ifmap"] += bias.numel()
+    return fields
+
+
+@register_op(aten.mv, aten.addmv)
+def _mv(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    offset = 1 if len(args) > 2 and isinstance(args[2], torch.Tensor) and args[1].dim() == 2 else 0
+    a, v = args[offset], args[offset + 1]
+    fields = formulas.matmul(_shape(a), [*_shape(v), 1], ctx.is_param(a), ctx.is_param(v))
+    if offset and ctx.is_param(args[0]):
+        fields["biases"] = ctx.param_numel(args[0])
+    return fields
+
+
+@register_op(aten.dot)
+def _dot(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    a, b = args[0], args[1]
+    return formulas.matmul([1, *_shape(a)], [*_shape(b), 1], ctx.is_param(a), ctx.is_param(b))
+
+
+@register_op(
+    aten._scaled_dot_product_flash_attention_for_cpu,
+    aten._scaled_dot_product_efficient_attention,
+    aten._scaled_dot_product_flash_attention,
+    aten._scaled_dot_product_attention_math,
+    aten.scaled_dot_product_attention,
+)
+def _sdpa(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> list[tuple[str, dict]]:
+    return formulas.attention(_shape(args[0]), _shape(args[1]), _shape(args[2]))
+
+
+# -- other compute ops ----------------------------------------------------------------------
+
+@register_op(aten.max_pool2d_with_indices, aten.max_pool1d_with_indices, aten.max_pool2d, aten.max_pool1d, aten.avg_pool2d, aten.avg_pool1d)
+def _pool(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    x = args[0]
+    window = _arg(args, kwargs, 1, "kernel_size")
+    stride = _arg(args, kwargs, 2, "stride") or window
+    padding = _arg(args, kwargs, 3, "padding", 0)
+    y = out[0] if isinstance(out, (tuple, list)) else out
+    return formulas.pool(_shape(x), _shape(y), window, stride, padding)
+
+
+@register_op(aten._adaptive_avg_pool2d, aten.adaptive_max_pool2d, aten.adaptive_avg_pool1d, aten.adaptive_max_pool1d, aten._adaptive_avg_pool3d)
+def _adaptive_pool(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    y = out[0] if isinstance(out, (tuple, list)) else out
+    return formulas.adaptive_pool(_shape(args[0]), _shape(y))
+
+
+@register_op(aten.mean, aten.sum, aten.amax, aten.max.dim)
+def _reduce(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    y = out[0] if isinstance(out, (tuple, list)) else out
+    return formulas.reduce_mean(_shape(args[0]), _shape(y))
+
+
+def _tensor_args(args: tuple) -> list[torch.Tensor]:
+    return [a for a in args if isinstance(a, torch.Tensor)]
+
+
+@register_op(
+    aten.add, aten.add_, aten.sub, aten.sub_, aten.mul, aten.mul_, aten.div, aten.div_,
+    aten.rsub, aten.maximum, aten.minimum, aten.where, aten.masked_fill, aten.masked_fill_,
+    aten.gt, aten.lt, aten.ge, aten.le, aten.eq, aten.ne, aten.logical_and, aten.logical_or,
+)
+def _eltwise(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    tensors = _tensor_args(args)
+    weights = sum(ctx.param_numel(t) for t in tensors if ctx.is_param(t))
+    inputs = [_shape(t) for t in tensors if not ctx.is_param(t)]
+    return formulas.eltwise(inputs, _shape(out), weights=weights)
+
+
+@register_op(aten.upsample_nearest2d, aten.upsample_bilinear2d, aten.upsample_nearest1d, aten.upsample_linear1d, aten.upsample_bicubic2d)
+def _resample(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    """Up-sampling: one op per output element (an interpolation or a copy)."""
+    return formulas.eltwise([_shape(args[0])], _shape(out))
+
+
+@register_op(aten.native_batch_norm, aten._native_batch_norm_legit_no_training, aten._native_batch_norm_legit, aten.batch_norm)
+def _batch_norm(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    x, weight, bias = args[0], args[1], args[2]
+    return formulas.norm(_shape(x), ctx.param_numel(weight), ctx.param_numel(bias))
+
+
+@register_op(aten.native_layer_norm)
+def _layer_norm(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    x, weight, bias = args[0], args[2], args[3]
+    return formulas.norm(_shape(x), ctx.param_numel(weight), ctx.param_numel(bias))
+
+
+@register_op(aten.native_group_norm)
+def _group_norm(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    x, weight, bias = args[0], args[1], args[2]
+    return formulas.norm(_shape(x), ctx.param_numel(weight), ctx.param_numel(bias))
+
+
+@register_op(
+    aten.relu, aten.relu_, aten.gelu, aten.gelu_, aten.sigmoid, aten.sigmoid_, aten.tanh, aten.tanh_,
+    aten.hardtanh, aten.hardtanh_, aten.silu, aten.silu_, aten.hardswish, aten.hardswish_,
+    aten.hardsigmoid, aten.hardsigmoid_, aten.leaky_relu, aten.leaky_relu_, aten.elu, aten.elu_,
+    aten._softmax, aten._log_softmax, aten.clamp, aten.clamp_, aten.clamp_min, aten.clamp_min_,
+    aten.clamp_max, aten.threshold, aten.softplus, aten.mish, aten.exp, aten.log, aten.sqrt,
+    aten.rsqrt, aten.neg, aten.abs, aten.pow, aten.erf, aten._prelu_kernel,
+)
+def _activation(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    weights = sum(ctx.param_numel(t) for t in _tensor_args(args[1:]) if ctx.is_param(t))
+    return formulas.activation(_shape(args[0]), weights=weights)
+
+
+@register_op(aten.cat, aten.stack)
+def _concat(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    tensors = list(args[0])
+    weights = sum(ctx.param_numel(t) for t in tensors if ctx.is_param(t))
+    inputs = [_shape(t) for t in tensors if not ctx.is_param(t)]
+    return formulas.concat(inputs, _shape(out), weights=weights)
+
+
+@register_op(aten.embedding)
+def _embedding(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
+    table, indices = args[0], args[1]
+    return formulas.embedding(_shape(table), _shape(indices), ctx.is_param(table))
+
+
+#: Ops known to cost nothing: views and reshapes, copies the hardware does not need,
+#: tensor creation, and metadata queries. They are counted in ``Workload.ignored``.
+FREE_OPS = frozenset(
+    f"aten.{n}"
+    for n in """view _unsafe_view reshape _reshape_alias t transpose transpose_ permute expand expand_as
+    unsqueeze unsqueeze_ squeeze squeeze_ select slice split split_with_sizes chunk unbind clone
+    contiguous detach alias _to_copy copy_ lift_fresh lift_fresh_copy empty empty_like new_empty
+    new_empty_strided empty_strided zeros zeros_like new_zeros ones ones_like new_ones full full_like
+    fill_ zero_ arange randn rand randn_like rand_like normal_ uniform_ bernoulli_ as_strided
+    _local_scalar_dense scalar_tensor flatten unflatten channel_shuffle native_channel_shuffle
+    pixel_shuffle dropout native_dropout feature_dropout alpha_dropout sym_size sym_stride sym_numel
+    _assert_async _assert_tensor_metadata lift index_select narrow roll flip movedim unfold
+    repeat _unsafe_index detach_ resolve_conj resolve_neg""".split()
+)

@@ -1,0 +1,245 @@
+"""``trace``: run a model once and record one :class:`Layer` per compute op.
+
+The engine is a ``TorchDispatchMode``: it sees the ATen ops that actually ran on the
+example input, so Python control flow, hand-written attention and functional code are
+all covered. Ops are attributed to the innermost module being executed (forward hooks).
+An op without a handler is decomposed when PyTorch knows a decomposition and reported
+as unsupported otherwise; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter, defaultdict
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..errors import TraceError, UnsupportedOpError, UserInputError
+from .layer import Layer, OpKind
+from .ops import FREE_OPS, Handler, OpContext, Unsupported, get_handler, op_name, registry_copy
+from .workload import UnsupportedOp, Workload
+
+__all__ = ["trace", "example_inputs"]
+
+
+def example_inputs(example: Any, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, ...]:
+    """Normalise an example input: a tensor, a tuple of tensors, or a shape like ``(1, 3, 224, 224)``.
+
+    A shape becomes a standard-normal float tensor (or zeros of ``dtype`` when it is an
+    integer type, e.g. token ids). Raises :class:`UserInputError` for anything else.
+    """
+    if isinstance(example, torch.Tensor):
+        return (example,)
+    if isinstance(example, (tuple, list, torch.Size)) and example and all(isinstance(d, int) for d in example):
+        if any(d < 1 for d in example):
+            raise UserInputError(f"input shape must have positive dimensions (got {tuple(example)})")
+        if dtype is not None and not dtype.is_floating_point:
+            return (torch.zeros(tuple(example), dtype=dtype),)
+        return (torch.randn(tuple(example), generator=torch.Generator().manual_seed(0), dtype=dtype or torch.float32),)
+    if isinstance(example, (tuple, list)) and example and all(isinstance(t, torch.Tensor) for t in example):
+        return tuple(example)
+    raise UserInputError(
+        f"example input must be a tensor, a tuple of tensors, or a shape such as (1, 3, 224, 224) (got {type(example).__name__}: {example!r:.80})"
+    )
+
+
+class _Recorder(TorchDispatchMode):
+    """Dispatch mode that turns every ATen call into layer records."""
+
+    def __init__(self, table: dict[str, Handler], ctx: OpContext, module_stack: list[tuple[str, bool]]):
+        super().__init__()
+        self.table, self.ctx, self.stack = table, ctx, module_stack
+        self.layers: list[Layer] = []
+        self.names: set[str] = set()
+        self.per_module: Counter = Counter()
+        self.unsupported: dict[str, list] = {}
+        self.ignored: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = op_name(func)
+        handler = get_handler(name, self.table)
+        if handler is None and name not in FREE_OPS:
+            with self:
+                decomposed = func.decompose(*args, **kwargs)
+            if decomposed is not NotImplemented:
+                return decomposed
+        out = func(*args, **kwargs)
+        if handler is None:
+            if name in FREE_OPS:
+                self.ignored[name] += 1
+            else:
+                self._unsupported(name, None)
+            return out
+        try:
+            result = handler(self.ctx, args, kwargs, out)
+        except Unsupported as exc:
+            self._unsupported(f"{name} ({exc})", exc.macs)
+            return out
+        for label, fields in result if isinstance(result, list) else [(name.split(".")[-1].lstrip("_"), result)]:
+            if not self._fold_bias(fields):
+                self._record(name, label, fields)
+        return out
+
+    def _fold_bias(self, fields: dict) -> bool:
+        """Fold a parameter added to the output of the previous MAC layer into its biases.
+
+        ``F.linear`` on a non-contiguous 3-D input runs as ``mm`` then ``add(bias)``;
+        the pair is one fully connected layer.
+        """
+        if fields["kind"] is not OpKind.ELTWISE or not fields["weights"] or fields["ifmap"] != fields["ofmap"]:
+            return False
+        if not self.layers or not self.layers[-1].is_mac or self.layers[-1].module != self._module()[0]:
+            return False
+        previous = self.layers[-1]
+        if previous.ofmap != fields["ofmap"] or previous.biases:
+            return False
+        self.layers[-1] = previous.replace(biases=fields["weights"])
+        return True
+
+    def _module(self) -> tuple[str, bool]:
+        return self.stack[-1] if self.stack else ("", False)
+
+    def _unsupported(self, key: str, macs: int | None) -> None:
+        path, _ = self._module()
+        entry = self.unsupported.setdefault(key, [0, [], None])
+        entry[0] += 1
+        if path not in entry[1]:
+            entry[1].append(path)
+        if macs is not None:
+            entry[2] = (entry[2] or 0) + macs
+
+    def _record(self, op: str, label: str, fields: dict) -> None:
+        path, is_leaf = self._module()
+        k = self.per_module[(path, label if not is_leaf else "")]
+        self.per_module[(path, label if not is_leaf else "")] += 1
+        if is_leaf:
+            base = path if k == 0 else f"{path}_{k}"
+        else:
+            stem = f"{path}.{label}" if path else label
+            base = stem if k == 0 else f"{stem}_{k}"
+        name, i = base, 1
+        while name in self.names:
+            name, i = f"{base}_{i}", i + 1
+        self.names.add(name)
+        self.layers.append(Layer(name=name, op=op, module=path, **fields))
+
+
+@contextmanager
+def _module_tracking(model: nn.Module, stack: list[tuple[str, bool]]) -> Iterator[None]:
+    """Push (path, is_leaf) while each submodule runs its forward."""
+    handles = []
+    for path, module in model.named_modules():
+        leaf = next(module.children(), None) is None
+
+        def pre(mod, inputs, _entry=(path, leaf)):
+            stack.append(_entry)
+
+        def post(mod, inputs, output):
+            stack.pop()
+
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(post, always_call=True))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Inference mode for the trace (dropout off, BN running stats), restored afterwards."""
+    modes = {m: m.training for m in model.modules()}
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    model.eval()
+    torch.backends.mha.set_fastpath_enabled(False)  # fused MHA kernels hide their matmuls
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+        for m, training in modes.items():
+            m.train(training)
+
+
+def _param_storages(model: nn.Module) -> dict[int, int]:
+    storages: dict[int, int] = {}
+    for p in model.parameters():
+        try:
+            storages[p.untyped_storage().data_ptr()] = p.numel()
+        except (RuntimeError, NotImplementedError):
+            continue
+    return storages
+
+
+def _shape_hint(model: nn.Module) -> str:
+    for path, module in model.named_modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
+            return f"; the first layer {path!r} ({type(module).__name__}) expects {module.in_channels} input channels"
+        if isinstance(module, nn.Linear):
+            return f"; the first layer {path!r} (Linear) expects {module.in_features} input features"
+        if isinstance(module, nn.Embedding):
+            return f"; the first layer {path!r} (Embedding) expects integer token ids below {module.num_embeddings}"
+    return ""
+
+
+def trace(
+    model: nn.Module,
+    example_input: Any = None,
+    *,
+    input_shape: Sequence[int] | None = None,
+    dtype: torch.dtype | None = None,
+    name: str | None = None,
+    ops: dict[str, Handler] | None = None,
+    strict: bool = False,
+) -> Workload:
+    """Run ``model`` once on an example input and return its :class:`Workload`.
+
+    ``example_input`` is a tensor, a tuple of tensors, or a shape; ``input_shape`` is
+    the keyword form of a shape. The model runs in eval mode under ``torch.no_grad``
+    (its training flags are restored). ``ops`` maps op names (``"aten.relu"``) to
+    handlers that override the global table for this call only. Ops that cannot be
+    counted are listed in ``Workload.unsupported`` and warned about; ``strict=True``
+    raises :class:`UnsupportedOpError` instead.
+
+    Example: ``trace(nn.Linear(784, 300), (1, 784)).macs == 235_200``.
+    """
+    if not isinstance(model, nn.Module):
+        raise UserInputError(f"trace expects a torch.nn.Module (got {type(model).__name__})")
+    if example_input is None and input_shape is None:
+        raise UserInputError("trace needs an example input or an input_shape such as (1, 3, 224, 224)")
+    inputs = example_inputs(example_input if example_input is not None else tuple(input_shape), dtype)
+    model_name = name or type(model).__name__
+    table = registry_copy()
+    if ops:
+        table.update(ops)
+    stack: list[tuple[str, bool]] = []
+    recorder = _Recorder(table, OpContext(_param_storages(model)), stack)
+    try:
+        with _eval_mode(model), torch.no_grad(), _module_tracking(model, stack), recorder:
+            model(*inputs)
+    except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as exc:
+        shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TraceError(f"{model_name}: forward pass failed on input of shape {shapes}: {first}{_shape_hint(model)}") from exc
+    unsupported = tuple(
+        UnsupportedOp(op=op, count=count, modules=tuple(mods), macs=macs) for op, (count, mods, macs) in recorder.unsupported.items()
+    )
+    workload = Workload(
+        layers=tuple(recorder.layers),
+        name=model_name,
+        input_shapes=tuple(tuple(t.shape) for t in inputs),
+        unsupported=unsupported,
+        ignored=tuple(sorted(recorder.ignored.items())),
+        source="torch",
+    )
+    if unsupported:
+        listing = ", ".join(f"{u.op} x{u.count}" for u in unsupported)
+        if strict:
+            raise UnsupportedOpError([u.op for u in unsupported])
+        warnings.warn(f"{model_name}: ops not counted: {listing} (see Workload.unsupported)", stacklevel=2)
+    return workload

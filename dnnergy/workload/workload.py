@@ -1,0 +1,154 @@
+"""``Workload``: the ordered layer records of one network plus what could not be counted."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from .layer import Layer, OpKind
+
+__all__ = ["UnsupportedOp", "Workload"]
+
+
+@dataclass(frozen=True, slots=True)
+class UnsupportedOp:
+    """An op dnnergy saw but cannot account for.
+
+    ``macs`` is the multiply-accumulate count when a shape formula knows it (for example
+    a 3-D convolution, which has no dataflow model) and ``None`` when unknown.
+    """
+
+    op: str
+    count: int
+    modules: tuple[str, ...] = ()
+    macs: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """The compute ops of a network in execution order.
+
+    ``layers`` are :class:`Layer` records; ``unsupported`` lists ops that were seen but
+    not counted (never silently dropped); ``ignored`` counts ops known to cost nothing
+    (views, reshapes, tensor creation) by op name. ``input_shapes`` are the example
+    input shapes the workload was traced with.
+    """
+
+    layers: tuple[Layer, ...]
+    name: str = ""
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+    unsupported: tuple[UnsupportedOp, ...] = ()
+    ignored: tuple[tuple[str, int], ...] = ()
+    source: str = "torch"
+
+    def __post_init__(self) -> None:
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"Workload {self.name!r}: layer names must be unique (repeated: {dupes})")
+
+    # -- container protocol ---------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __getitem__(self, key: int | str) -> Layer:
+        if isinstance(key, str):
+            for layer in self.layers:
+                if layer.name == key:
+                    return layer
+            raise KeyError(f"Workload {self.name!r} has no layer {key!r}")
+        return self.layers[key]
+
+    # -- totals -----------------------------------------------------------------
+    @property
+    def macs(self) -> int:
+        """Total multiply-accumulates (CONV, FC and MATMUL layers)."""
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def params(self) -> int:
+        """Total learned parameters seen by the trace (weights + biases)."""
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def weights(self) -> int:
+        """Total filter/matrix weights that are parameters (no biases)."""
+        return sum(layer.weights for layer in self.layers if layer.weight_is_param)
+
+    @property
+    def unsupported_macs(self) -> int:
+        """MACs carried by unsupported ops, where their formula is known."""
+        return sum(op.macs or 0 for op in self.unsupported)
+
+    def unsupported_share(self) -> dict[str, float | None]:
+        """Share of all MACs (counted + unsupported) carried by each unsupported op; None if unknown."""
+        total = self.macs + self.unsupported_macs
+        return {op.op: (op.macs / total if total else 0.0) if op.macs is not None else None for op in self.unsupported}
+
+    def mac_layers(self) -> tuple[Layer, ...]:
+        """The CONV, FC and MATMUL layers."""
+        return tuple(layer for layer in self.layers if layer.is_mac)
+
+    def of_kind(self, *kinds: OpKind) -> tuple[Layer, ...]:
+        """Layers whose kind is one of ``kinds``."""
+        return tuple(layer for layer in self.layers if layer.kind in kinds)
+
+    # -- variants -----------------------------------------------------------------
+    def replace_layers(self, updates: dict[str, dict]) -> "Workload":
+        """A copy with fields of named layers changed, e.g. ``{"conv1": {"w_density": 0.3}}``."""
+        unknown = set(updates) - {layer.name for layer in self.layers}
+        if unknown:
+            raise KeyError(f"Workload {self.name!r} has no layers {sorted(unknown)}")
+        layers = tuple(layer.replace(**updates[layer.name]) if layer.name in updates else layer for layer in self.layers)
+        return dataclasses.replace(self, layers=layers)
+
+    def with_all(self, **changes) -> "Workload":
+        """A copy with the same field change applied to every layer (e.g. ``w_bits=8``)."""
+        return dataclasses.replace(self, layers=tuple(layer.replace(**changes) for layer in self.layers))
+
+    @property
+    def batch(self) -> int:
+        """Batch size of the first example input (1 if unknown)."""
+        return self.input_shapes[0][0] if self.input_shapes and self.input_shapes[0] else 1
+
+    # -- plain data -----------------------------------------------------------------
+    def to_records(self) -> list[dict]:
+        """One flat dict per layer."""
+        return [layer.to_dict() for layer in self.layers]
+
+    def to_frame(self):
+        """A pandas DataFrame with one row per layer."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.to_records())
+
+    def totals(self) -> dict:
+        """Whole-network counts as plain data."""
+        return {
+            "layers": len(self.layers),
+            "macs": self.macs,
+            "params": self.params,
+            "weights": self.weights,
+            "ifmap": sum(layer.ifmap for layer in self.layers),
+            "ofmap": sum(layer.ofmap for layer in self.layers),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON with layers, totals, unsupported and ignored ops."""
+        return json.dumps(
+            {
+                "name": self.name,
+                "source": self.source,
+                "input_shapes": [list(s) for s in self.input_shapes],
+                "totals": self.totals(),
+                "layers": self.to_records(),
+                "unsupported": [dataclasses.asdict(op) | {"share_of_macs": self.unsupported_share()[op.op]} for op in self.unsupported],
+                "ignored": dict(self.ignored),
+            },
+            indent=indent,
+        )
