@@ -65,6 +65,33 @@ class TensorStats:
         """Fraction of non-zero elements, in [0, 1] (1.0 for an empty tensor)."""
         return self.nonzeros / self.numel if self.numel else 1.0
 
+    @classmethod
+    def of(cls, *tensors) -> "TensorStats":
+        """Measure one or more tensors (torch or numpy) laid end to end in C order.
+
+        Example: ``[0, 0, 12, 0, 53, 0]`` has runs 2 (before 12) and 1 (before 53) and a
+        trailing run of 1: ``TensorStats(6, 2, ((1, 1), (2, 1)), 1)``.
+        """
+        import torch
+
+        numel, nonzeros, trailing = 0, 0, 0
+        histogram: dict[int, int] = {}
+        for tensor in tensors:
+            flat = torch.as_tensor(tensor).detach().reshape(-1)
+            positions = torch.nonzero(flat).flatten()
+            if positions.numel():
+                runs = torch.diff(positions, prepend=positions.new_tensor([-1])) - 1
+                runs[0] += trailing  # the previous tensor's trailing zeros run into this one
+                values, counts = torch.unique(runs, return_counts=True)
+                for run, count in zip(values.tolist(), counts.tolist()):
+                    histogram[run] = histogram.get(run, 0) + count
+                trailing = flat.numel() - 1 - int(positions[-1])
+            else:
+                trailing += flat.numel()
+            numel += flat.numel()
+            nonzeros += positions.numel()
+        return cls(numel, nonzeros, tuple(sorted(histogram.items())), trailing)
+
 
 def _check_fraction(owner: str, name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import TraceError, UnsupportedOpError, UserInputError
-from .layer import Layer, OpKind
+from .layer import MAC_KINDS, Layer, OpKind, TensorStats
 from .ops import FREE_OPS, Handler, OpContext, Unsupported, get_handler, op_name, registry_copy
 from .workload import UnsupportedOp, Workload
 
@@ -50,9 +50,9 @@ def example_inputs(example: Any, dtype: torch.dtype | None = None) -> tuple[torc
 class _Recorder(TorchDispatchMode):
     """Dispatch mode that turns every ATen call into layer records."""
 
-    def __init__(self, table: dict[str, Handler], ctx: OpContext, module_stack: list[tuple[str, bool]]):
+    def __init__(self, table: dict[str, Handler], ctx: OpContext, module_stack: list[tuple[str, bool]], measure: bool = False):
         super().__init__()
-        self.table, self.ctx, self.stack = table, ctx, module_stack
+        self.table, self.ctx, self.stack, self.measure = table, ctx, module_stack, measure
         self.layers: list[Layer] = []
         self.names: set[str] = set()
         self.per_module: Counter = Counter()
@@ -80,10 +80,39 @@ class _Recorder(TorchDispatchMode):
         except Unsupported as exc:
             self._unsupported(f"{name} ({exc})", exc.macs)
             return out
-        for label, fields in result if isinstance(result, list) else [(name.split(".")[-1].lstrip("_"), result)]:
+        if isinstance(result, list):
+            records = result
+        else:
+            records = [(name.split(".")[-1].lstrip("_"), result)]
+            if self.measure:
+                result.update(self._measure(args, out, result))
+        for label, fields in records:
             if not self._fold_bias(fields):
                 self._record(name, label, fields)
         return out
+
+    def _measure(self, args: tuple, out: Any, fields: dict) -> dict:
+        """Densities and zero-run statistics of the call's ifmap, weight and output tensors."""
+        tensors = [t for a in args for t in (a if isinstance(a, (list, tuple)) else [a]) if isinstance(t, torch.Tensor)]
+        params = [t for t in tensors if self.ctx.is_param(t)]
+        acts = [t for t in tensors if not self.ctx.is_param(t) and t.is_floating_point()]
+        weight = None
+        if fields["kind"] in MAC_KINDS and not fields["weight_is_param"] and len(acts) >= 2:
+            weight, acts = acts[-1], acts[:-1]
+        elif params:
+            weight = max(params, key=torch.Tensor.numel)
+        output = out[0] if isinstance(out, (tuple, list)) else out
+        stats = {}
+        if acts:
+            stats["i_stats"] = TensorStats.of(*acts)
+            stats["i_density"] = stats["i_stats"].density
+        if weight is not None:
+            stats["w_stats"] = TensorStats.of(weight)
+            stats["w_density"] = stats["w_stats"].density
+        if isinstance(output, torch.Tensor):
+            stats["o_stats"] = TensorStats.of(output)
+            stats["o_density"] = stats["o_stats"].density
+        return stats
 
     def _fold_bias(self, fields: dict) -> bool:
         """Fold a parameter added to the output of the previous MAC layer into its biases.
@@ -196,6 +225,7 @@ def trace(
     name: str | None = None,
     ops: dict[str, Handler] | None = None,
     strict: bool = False,
+    measure: bool = False,
 ) -> Workload:
     """Run ``model`` once on an example input and return its :class:`Workload`.
 
@@ -204,7 +234,9 @@ def trace(
     (its training flags are restored). ``ops`` maps op names (``"aten.relu"``) to
     handlers that override the global table for this call only. Ops that cannot be
     counted are listed in ``Workload.unsupported`` and warned about; ``strict=True``
-    raises :class:`UnsupportedOpError` instead.
+    raises :class:`UnsupportedOpError` instead. ``measure=True`` also records, for every
+    single-op layer, the measured density and zero-run statistics of its input, weight
+    and output tensors on this input (attention's fused kernel stays dense).
 
     Example: ``trace(nn.Linear(784, 300), (1, 784)).macs == 235_200``.
     """
@@ -218,7 +250,7 @@ def trace(
     if ops:
         table.update(ops)
     stack: list[tuple[str, bool]] = []
-    recorder = _Recorder(table, OpContext(_param_storages(model)), stack)
+    recorder = _Recorder(table, OpContext(_param_storages(model)), stack, measure)
     try:
         with _eval_mode(model), torch.no_grad(), _module_tracking(model, stack), recorder:
             model(*inputs)
