@@ -1,0 +1,89 @@
+"""The dnnergy command: tables, machine formats, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dnnergy.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_zoo_lists_the_architectures(capsys):
+    code, out, _ = run(capsys, "zoo")
+    assert code == 0
+    for name in ("lenet5", "lenet300", "alexnet", "resnet50", "mobilenet_v1"):
+        assert name in out
+
+
+def test_summary_json_counts_lenet5(capsys):
+    code, out, _ = run(capsys, "summary", "lenet5", "--json")
+    assert code == 0
+    data = json.loads(out)
+    # conv1 20*1*5*5*24*24 + conv2 50*20*5*5*8*8 + fc1 800*500 + fc2 500*10
+    # = 288,000 + 1,600,000 + 400,000 + 5,000 (seed 002: 2293K edges)
+    assert data["totals"]["macs"] == 2_293_000
+    # 500 + 25,000 + 400,000 + 5,000 weights plus 20 + 50 + 500 + 10 biases
+    assert data["totals"]["params"] == 431_080
+
+
+def test_summary_csv_has_one_row_per_layer(capsys):
+    code, out, _ = run(capsys, "summary", "lenet300", "--csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    fc = [r for r in rows if r["kind"] == "fc"]
+    assert [int(r["macs"]) for r in fc] == [784 * 300, 300 * 100, 100 * 10]
+
+
+def test_summary_table_shows_totals(capsys):
+    code, out, _ = run(capsys, "summary", "lenet5")
+    assert code == 0
+    assert "2.29M" in out and "total" in out
+
+
+def test_batch_option_scales_macs(capsys):
+    code, out, _ = run(capsys, "summary", "lenet5", "--batch", "4", "--json")
+    assert code == 0
+    assert json.loads(out)["totals"]["macs"] == 4 * 2_293_000
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["summary", "lenet6"], "did you mean"),
+        (["summary", "missing.onnx"], "file not found: missing.onnx"),
+        (["summary", "os.path:no_such_factory"], "has no attribute 'no_such_factory'"),
+        (["summary", "no_such_pkg.mod:build"], "cannot import module 'no_such_pkg.mod'"),
+        (["summary", "builtins:dict", "--input-shape", "1,3"], "must give a torch.nn.Module"),
+        (["summary", "lenet5", "--input-shape", "1,3,28,28"], "expects 1 input channels"),
+        (["summary", "lenet5", "--input-shape", "1,a"], "input shape must be integers"),
+    ],
+)
+def test_user_errors_are_one_line_with_status_2(capsys, argv, expected):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error: ")
+    assert expected in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_script_exits_2_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "dnnergy", "summary", "nonexistent_model"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "unknown model 'nonexistent_model'" in proc.stderr
