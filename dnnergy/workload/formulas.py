@@ -174,17 +174,23 @@ def _broadcast(a: list[int], b: list[int]) -> list[int]:
 
 
 def pool(x: Shape, out: Shape, window: Sequence[int], stride: Sequence[int], padding: Sequence[int]) -> dict:
-    """Max or average pooling with a fixed window: one op per window tap per output."""
+    """Max or average pooling with a fixed window (1-D, 2-D or 3-D): one op per window tap per output.
+
+    E.g. 2x2 max pooling of a 20x24x24 map: 20*12*12 outputs x 4 taps = 11,520 ops.
+    """
     rank = len(x) - 2
     N, C, H, W = nchw(x)
     _, M, E, F = nchw(out)
-    R, S = _spatial(window, rank, 1)
+    taps = [int(window)] * rank if isinstance(window, int) else [int(v) for v in window]
+    if len(taps) == 1:
+        taps = taps * rank
+    R, S = (1, taps[0]) if rank == 1 else (taps[0], taps[1])
     return dict(
         kind=OpKind.POOL,
         N=N, C=C, H=H, W=W, M=M, R=R, S=S, E=E, F=F, groups=C,
-        stride=_spatial(stride or window, rank, 1),
-        padding=_spatial(padding, rank, 0),
-        ops=N * C * E * F * R * S,
+        stride=_spatial(stride or window, rank, 1) if rank <= 2 else (1, 1),
+        padding=_spatial(padding, rank, 0) if rank <= 2 else (0, 0),
+        ops=prod(int(d) for d in out) * prod(taps),
         ifmap=prod(int(d) for d in x),
         ofmap=prod(int(d) for d in out),
     )

@@ -178,7 +178,10 @@ def _sdpa(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> list[tuple[str
 
 # -- other compute ops ----------------------------------------------------------------------
 
-@register_op(aten.max_pool2d_with_indices, aten.max_pool1d_with_indices, aten.max_pool2d, aten.max_pool1d, aten.avg_pool2d, aten.avg_pool1d)
+@register_op(
+    aten.max_pool2d_with_indices, aten.max_pool1d_with_indices, aten.max_pool2d, aten.max_pool1d, aten.avg_pool2d,
+    aten.avg_pool1d, aten.avg_pool3d, aten.max_pool3d_with_indices,
+)
 def _pool(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
     x = args[0]
     window = _arg(args, kwargs, 1, "kernel_size")
@@ -279,5 +282,5 @@ FREE_OPS = frozenset(
     _local_scalar_dense scalar_tensor flatten unflatten channel_shuffle native_channel_shuffle
     pixel_shuffle dropout native_dropout feature_dropout alpha_dropout sym_size sym_stride sym_numel
     _assert_async _assert_tensor_metadata lift index_select narrow roll flip movedim unfold
-    repeat _unsafe_index detach_ resolve_conj resolve_neg""".split()
+    repeat _unsafe_index detach_ resolve_conj resolve_neg constant_pad_nd""".split()
 )
