@@ -44,9 +44,8 @@ class TensorStats:
     """Measured sparsity of one tensor, enough to price run-length coding exactly.
 
     ``zero_runs`` is a histogram ``((run, count), ...)``: for every non-zero value, the
-    number of zeros that precede it since the previous non-zero (in C-order), plus one
-    entry for the trailing zero run (counted with ``count`` 1 and flagged by being the run
-    after the last non-zero). ``sum(count) - trailing`` therefore equals ``nonzeros``.
+    number of zeros that precede it since the previous non-zero (C order), so the counts
+    sum to ``nonzeros``. The zeros after the last non-zero are ``trailing_zeros``.
     """
 
     numel: int

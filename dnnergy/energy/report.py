@@ -1,0 +1,191 @@
+"""``EnergyReport``: flat energy records of one estimate and the views over them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserInputError
+
+__all__ = ["EnergyRecord", "EnergyReport", "COMPUTE", "RECORD_FIELDS"]
+
+#: ``datum`` of the records that price arithmetic (MACs and non-MAC ops) rather than data movement.
+COMPUTE = "compute"
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyRecord:
+    """Energy of one (layer, data type, level) triple.
+
+    ``datum`` is ``"ifmap"``, ``"weight"``, ``"ofmap"`` or ``"compute"``; ``level`` is a
+    memory level's name (``"DRAM"``, ``"RF"``, ...) or ``"MAC"``/``"ALU"`` for compute.
+    ``accesses`` are effective accesses after zero gating/skipping and DRAM coding
+    (coded traffic expressed in words of ``bits`` bits; for compute, operations), so
+    ``energy = accesses * cost(bits)`` in the report's unit. For MAC records ``bits`` is
+    the wider operand.
+    """
+
+    layer: str
+    kind: str
+    datum: str
+    level: str
+    accesses: float
+    bits: float
+    energy: float
+
+
+RECORD_FIELDS = tuple(f.name for f in fields(EnergyRecord))
+
+
+def _atomic_write(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyReport:
+    """Where the energy of one workload goes, as flat :class:`EnergyRecord` rows in one ``unit``.
+
+    Every view (``by_layer``, ``by_datum``, ``by_level``, ``total``) sums the same
+    records. ``mappings`` holds the mapping each layer's dataflow chose (when it reports
+    one); ``excluded`` the layers left out (non-MAC layers with ``non_mac="exclude"``);
+    ``mac_energy`` the energy of one reference MAC, used by :meth:`normalized`.
+    Reports add (``a + b``) only when their units agree.
+    """
+
+    records: tuple[EnergyRecord, ...]
+    unit: str
+    hardware: str = ""
+    dataflow: str = ""
+    workload: str = ""
+    mac_energy: float = 1.0
+    mappings: Mapping[str, Mapping[str, Any]] | None = None
+    excluded: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.unit, str) or not self.unit:
+            raise UserInputError(f"EnergyReport: unit must be a non-empty str (got {self.unit!r})")
+        if not self.mac_energy > 0:
+            raise UserInputError(f"EnergyReport: mac_energy must be > 0 (got {self.mac_energy!r})")
+        object.__setattr__(self, "records", tuple(self.records))
+        object.__setattr__(self, "mappings", dict(self.mappings or {}))
+
+    # -- totals and views --------------------------------------------------------
+    @property
+    def total(self) -> float:
+        """Total energy, in ``unit``."""
+        return sum(r.energy for r in self.records)
+
+    @property
+    def macs(self) -> float:
+        """Effective MACs performed (after zero gating/skipping)."""
+        return sum(r.accesses for r in self.records if r.level == "MAC")
+
+    def _group(self, key: Callable[[EnergyRecord], Any]) -> dict[Any, float]:
+        out: dict[Any, float] = {}
+        for record in self.records:
+            k = key(record)
+            out[k] = out.get(k, 0.0) + record.energy
+        return out
+
+    def by_layer(self) -> dict[str, float]:
+        """Energy per layer, in execution order (``unit``)."""
+        return self._group(lambda r: r.layer)
+
+    def by_datum(self) -> dict[str, float]:
+        """Energy per data type: ``compute``, ``ifmap``, ``weight``, ``ofmap`` (``unit``)."""
+        return self._group(lambda r: r.datum)
+
+    def by_level(self) -> dict[str, float]:
+        """Energy per level name (``MAC``, ``ALU`` and the memory levels), in ``unit``."""
+        return self._group(lambda r: r.level)
+
+    def by_datum_and_level(self) -> dict[tuple[str, str], float]:
+        """Energy per (data type, level) pair, in ``unit``."""
+        return self._group(lambda r: (r.datum, r.level))
+
+    def normalized(self) -> "EnergyReport":
+        """The same report with every energy divided by one reference MAC's (unit ``MAC-normalized``)."""
+        if self.unit == "MAC-normalized":
+            return self
+        scale = 1.0 / self.mac_energy
+        records = tuple(
+            EnergyRecord(r.layer, r.kind, r.datum, r.level, r.accesses, r.bits, r.energy * scale) for r in self.records
+        )
+        return EnergyReport(records, "MAC-normalized", self.hardware, self.dataflow, self.workload, 1.0, self.mappings, self.excluded)
+
+    def __add__(self, other: "EnergyReport") -> "EnergyReport":
+        if not isinstance(other, EnergyReport):
+            return NotImplemented
+        if other.unit != self.unit:
+            raise UserInputError(f"EnergyReport: cannot add reports in {self.unit!r} and {other.unit!r}; normalize one first")
+        names = [n for n in (self.workload, other.workload) if n]
+        return EnergyReport(
+            self.records + other.records,
+            self.unit,
+            self.hardware if self.hardware == other.hardware else f"{self.hardware}+{other.hardware}",
+            self.dataflow if self.dataflow == other.dataflow else f"{self.dataflow}+{other.dataflow}",
+            "+".join(names),
+            self.mac_energy,
+            {**self.mappings, **other.mappings},
+            self.excluded + other.excluded,
+        )
+
+    # -- export -------------------------------------------------------------------
+    def to_frame(self):
+        """The records as a pandas DataFrame (one row per record, plus a ``unit`` column)."""
+        import pandas as pd
+
+        frame = pd.DataFrame.from_records([tuple(asdict(r).values()) for r in self.records], columns=list(RECORD_FIELDS))
+        frame["unit"] = self.unit
+        return frame
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: metadata, totals and records."""
+        return {
+            "workload": self.workload,
+            "hardware": self.hardware,
+            "dataflow": self.dataflow,
+            "unit": self.unit,
+            "total": self.total,
+            "by_level": self.by_level(),
+            "by_datum": self.by_datum(),
+            "by_layer": self.by_layer(),
+            "excluded": list(self.excluded),
+            "mappings": {k: dict(v) for k, v in self.mappings.items()},
+            "records": [asdict(r) for r in self.records],
+        }
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The report as JSON text; also written atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=1, default=str)
+        if path is not None:
+            _atomic_write(path, text)
+        return text
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """The records as CSV text (header + one row per record, with ``unit``); written atomically to ``path`` when given."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow((*RECORD_FIELDS, "unit"))
+        for record in self.records:
+            writer.writerow((*(getattr(record, f) for f in RECORD_FIELDS), self.unit))
+        text = buffer.getvalue()
+        if path is not None:
+            _atomic_write(path, text)
+        return text

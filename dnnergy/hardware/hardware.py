@@ -1,0 +1,112 @@
+"""``Hardware``: memory hierarchy + MAC cost + PE array of one accelerator."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..errors import HardwareConfigError
+from ._check import check_name, check_positive_int
+from .level import LEVEL_ORDER, LevelKind, MemoryLevel
+from .mac import MacCost
+
+__all__ = ["PEArray", "Hardware"]
+
+
+@dataclass(frozen=True, slots=True)
+class PEArray:
+    """A ``rows`` x ``cols`` array of processing elements and each PE's scratchpads, in words.
+
+    Eyeriss (Chen et al., ISSCC 2016): 12 x 14 PEs with 224 filter, 12 ifmap and 24
+    psum words per PE.
+    """
+
+    rows: int
+    cols: int
+    filter_words: int
+    ifmap_words: int
+    psum_words: int
+
+    def __post_init__(self) -> None:
+        for field in ("rows", "cols", "filter_words", "ifmap_words", "psum_words"):
+            check_positive_int("PEArray", field, getattr(self, field))
+
+    @property
+    def pes(self) -> int:
+        """Number of processing elements (``rows * cols``)."""
+        return self.rows * self.cols
+
+
+@dataclass(frozen=True, slots=True)
+class Hardware:
+    """An accelerator as the energy model sees it.
+
+    ``levels`` run outermost (DRAM) first, at most one level per :class:`LevelKind`;
+    every energy (levels and ``mac``) is in ``unit`` (``"pJ"`` or ``"MAC-normalized"``).
+    ``word_bits`` is the default bitwidth of every datum. ``mac_formats`` are the
+    alternative MAC costs a preset tabulates (e.g. int8, fp16); :meth:`with_mac_format`
+    switches to one of them. Build from YAML with :func:`~dnnergy.hardware.load_hardware`
+    or directly in Python; derive variants with :meth:`replace`.
+    """
+
+    name: str
+    unit: str
+    word_bits: int
+    levels: tuple[MemoryLevel, ...]
+    mac: MacCost
+    pe_array: PEArray | None = None
+    mac_formats: tuple[MacCost, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("Hardware", "name", self.name)
+        owner = f"Hardware {self.name!r}"
+        check_name(owner, "unit", self.unit)
+        check_positive_int(owner, "word_bits", self.word_bits)
+        object.__setattr__(self, "levels", tuple(self.levels))
+        object.__setattr__(self, "mac_formats", tuple(self.mac_formats))
+        if not self.levels:
+            raise HardwareConfigError(f"{owner}: levels must list at least one MemoryLevel")
+        for i, level in enumerate(self.levels):
+            if not isinstance(level, MemoryLevel):
+                raise HardwareConfigError(f"{owner}: levels[{i}] must be a MemoryLevel (got {type(level).__name__})")
+        names = [level.name for level in self.levels]
+        if len(set(names)) != len(names):
+            raise HardwareConfigError(f"{owner}: level names must be unique (got {names})")
+        order = [LEVEL_ORDER[level.kind] for level in self.levels]
+        if order != sorted(set(order)):
+            kinds = [level.kind.value for level in self.levels]
+            raise HardwareConfigError(
+                f"{owner}: levels must run outermost first (dram, buffer, array, rf), one per kind (got {kinds})"
+            )
+        if not isinstance(self.mac, MacCost):
+            raise HardwareConfigError(f"{owner}: mac must be a MacCost (got {type(self.mac).__name__})")
+        if self.pe_array is not None and not isinstance(self.pe_array, PEArray):
+            raise HardwareConfigError(f"{owner}: pe_array must be a PEArray or None (got {type(self.pe_array).__name__})")
+        formats = [fmt.name for fmt in self.mac_formats]
+        if len(set(formats)) != len(formats):
+            raise HardwareConfigError(f"{owner}: mac_formats names must be unique (got {formats})")
+
+    def level(self, kind: LevelKind | str) -> MemoryLevel | None:
+        """The level of this kind, or ``None`` when the hardware has none."""
+        kind = LevelKind(kind)
+        for level in self.levels:
+            if level.kind is kind:
+                return level
+        return None
+
+    def replace(self, **changes) -> "Hardware":
+        """A copy with some fields changed (validated like a new record)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_mac_format(self, name: str) -> "Hardware":
+        """A copy whose MAC cost is the tabulated format ``name`` and whose word is that format's width.
+
+        Example: ``load_hardware("horowitz45").with_mac_format("int8")`` prices MACs at
+        0.2 + 0.03 pJ and every datum at 8 bits (memory energy a quarter of 32-bit).
+        """
+        for fmt in self.mac_formats:
+            if fmt.name == name:
+                return self.replace(mac=fmt, word_bits=fmt.ref_bits)
+        known = ", ".join(fmt.name for fmt in self.mac_formats) or "none"
+        raise HardwareConfigError(f"Hardware {self.name!r}: no MAC format {name!r} (known: {known})")

@@ -1,0 +1,128 @@
+"""Read :class:`Hardware` from YAML files or the bundled presets, with errors that name file and field."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import HardwareConfigError
+from .hardware import Hardware, PEArray
+from .level import MemoryLevel
+from .mac import MacCost
+
+__all__ = ["load_hardware", "hardware_from_dict", "list_presets", "PRESET_DIR"]
+
+#: Folder of the bundled presets; a new preset is one more ``<name>.yaml`` file here.
+PRESET_DIR = Path(__file__).with_name("presets")
+
+_TOP = {"name": True, "unit": True, "word_bits": True, "levels": True, "mac": True, "pe_array": False, "description": False}
+_LEVEL = {"name": True, "kind": True, "energy": True, "ref_bits": True, "capacity_bytes": False, "per_pe": False}
+_MAC = {"format": True, "formats": True, "mult_exponent": False, "add_exponent": False}
+_FORMAT = {"bits": True, "mult": True, "add": True}
+_PE = {"rows": True, "cols": True, "filter_words": True, "ifmap_words": True, "psum_words": True}
+
+
+def list_presets(pattern: str = "*") -> list[str]:
+    """Names of the bundled hardware presets matching the fnmatch ``pattern``, sorted."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if fnmatch.fnmatch(p.stem, pattern))
+
+
+def load_hardware(source: str | Path) -> Hardware:
+    """Load a :class:`Hardware` from a preset name (``"eyeriss"``, ``"horowitz45"``) or a YAML path.
+
+    The schema is documented in ``docs/hardware.md``; energies are in the file's
+    ``unit`` per access of ``ref_bits`` bits. Unknown keys (with the close name
+    suggested), missing fields and invalid values raise
+    :class:`~dnnergy.errors.HardwareConfigError` naming the file and the field, e.g.
+    ``my.yaml: levels[1]: MemoryLevel 'SRAM': energy must be >= 0 (got -5)``.
+    """
+    if isinstance(source, str) and source in list_presets():
+        return _load_preset(source)
+    path = Path(source)
+    if not path.is_file():
+        close = difflib.get_close_matches(str(source), list_presets(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; presets: {', '.join(list_presets())}"
+        raise HardwareConfigError(f"hardware {str(source)!r} is neither a preset nor a file{hint}")
+    return _load_file(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_preset(name: str) -> Hardware:
+    """Presets are immutable package data: parse each once per process (``estimate`` may run thousands of times)."""
+    return _load_file(PRESET_DIR / f"{name}.yaml")
+
+
+def _load_file(path: Path) -> Hardware:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise HardwareConfigError(f"{path}: not valid YAML ({err})") from None
+    return hardware_from_dict(data, source=str(path))
+
+
+def hardware_from_dict(data: Any, source: str = "<dict>") -> Hardware:
+    """Build a :class:`Hardware` from plain data with the YAML schema; ``source`` prefixes error messages."""
+    top = _fields(data, _TOP, source, "")
+    levels_data = top["levels"]
+    if not isinstance(levels_data, list) or not levels_data:
+        raise HardwareConfigError(f"{source}: levels: must be a non-empty list of levels")
+    levels = tuple(
+        _build(MemoryLevel, _fields(item, _LEVEL, source, f"levels[{i}]"), source, f"levels[{i}]")
+        for i, item in enumerate(levels_data)
+    )
+    mac, formats = _mac(top["mac"], source)
+    pe_array = None
+    if top.get("pe_array") is not None:
+        pe_array = _build(PEArray, _fields(top["pe_array"], _PE, source, "pe_array"), source, "pe_array")
+    fields = {k: v for k, v in top.items() if k not in ("levels", "mac", "pe_array")}
+    return _build(Hardware, {**fields, "levels": levels, "mac": mac, "mac_formats": formats, "pe_array": pe_array}, source, "")
+
+
+def _mac(data: Any, source: str) -> tuple[MacCost, tuple[MacCost, ...]]:
+    mac = _fields(data, _MAC, source, "mac")
+    table = mac["formats"]
+    if not isinstance(table, Mapping) or not table:
+        raise HardwareConfigError(f"{source}: mac.formats: must map format names to {{bits, mult, add}}")
+    exponents = {k: mac[k] for k in ("mult_exponent", "add_exponent") if k in mac}
+    formats = []
+    for name, entry in table.items():
+        where = f"mac.formats.{name}"
+        values = _fields(entry, _FORMAT, source, where)
+        formats.append(
+            _build(MacCost, {"name": str(name), "ref_bits": values["bits"], "mult": values["mult"], "add": values["add"], **exponents}, source, where)
+        )
+    chosen = [fmt for fmt in formats if fmt.name == mac["format"]]
+    if not chosen:
+        raise HardwareConfigError(f"{source}: mac.format: {mac['format']!r} is not one of mac.formats ({', '.join(table)})")
+    return chosen[0], tuple(formats)
+
+
+def _fields(data: Any, schema: dict[str, bool], source: str, where: str) -> dict[str, Any]:
+    """Check a mapping against ``schema`` (key -> required); unknown keys get a close-name hint."""
+    prefix = f"{source}: {where}" if where else source
+    if not isinstance(data, Mapping):
+        raise HardwareConfigError(f"{prefix}: expected a mapping of fields (got {type(data).__name__})")
+    for key in data:
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), schema, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(schema)}"
+            raise HardwareConfigError(f"{prefix}: unknown field {key!r}{hint}")
+    missing = [key for key, required in schema.items() if required and key not in data]
+    if missing:
+        raise HardwareConfigError(f"{prefix}: missing field {missing[0]!r}")
+    return dict(data)
+
+
+def _build(cls: type, kwargs: dict[str, Any], source: str, where: str) -> Any:
+    """Construct ``cls`` and re-raise its validation error prefixed with the file and location."""
+    try:
+        return cls(**kwargs)
+    except HardwareConfigError as err:
+        prefix = f"{source}: {where}" if where else source
+        raise HardwareConfigError(f"{prefix}: {err}") from None
