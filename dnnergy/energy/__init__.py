@@ -5,6 +5,7 @@ from .dataflow import AccessCounts, Dataflow, get_dataflow, list_dataflows, regi
 from .estimate import Coding, NonMac, ZeroMode, estimate
 from .profile import profile
 from .report import EnergyRecord, EnergyReport
+from .mapper import RowStationarySearch
 from .row_stationary import RowStationary
 from .weights_once import WeightsOnce
 
@@ -22,6 +23,7 @@ __all__ = [
     "get_dataflow",
     "list_dataflows",
     "RowStationary",
+    "RowStationarySearch",
     "WeightsOnce",
     "coding",
 ]

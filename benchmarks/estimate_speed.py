@@ -1,0 +1,93 @@
+"""How fast dnnergy traces and estimates: ResNet-50 trace, analytic row-stationary estimate, mapper on AlexNet.
+
+Targets (issue): analytic estimate of all ResNet-50 layers < 50 ms; the row-stationary
+mapper on AlexNet < 2 s. Each estimate is timed cold (mapping caches cleared), since the
+caches would otherwise make a second run free. ``--quick`` uses LeNet-5 for every row
+(for the test suite). Results go to benchmarks/results.md under "Estimate speed".
+
+    python benchmarks/estimate_speed.py [--quick] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+import dnnergy
+from dnnergy.energy import estimate
+from dnnergy.energy.mapper import RowStationarySearch
+from dnnergy.energy.row_stationary import RowStationary
+from dnnergy.zoo import create_model, model_info
+
+RESULTS = Path(__file__).with_name("results.md")
+HEADING = "## Estimate speed"
+
+
+def _trace(name: str):
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dnnergy.trace(create_model(name), model_info(name).input_shape)
+
+
+def _timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def run(quick: bool) -> list[tuple[str, str, float, str]]:
+    """Rows (what, model, seconds, target) of the benchmark."""
+    big, small = ("lenet5", "lenet5") if quick else ("resnet50", "alexnet")
+    t_trace, resnet = _timed(lambda: _trace(big))
+    RowStationary.cache_clear()
+    t_rs, _ = _timed(lambda: estimate(resnet, "eyeriss", "row_stationary"))
+    alex = _trace(small)
+    RowStationarySearch.cache_clear()
+    t_search, _ = _timed(lambda: estimate(alex, "eyeriss", "row_stationary_search"))
+    return [
+        ("trace (dnnergy.trace)", big, t_trace, "-"),
+        ("estimate, analytic row_stationary", big, t_rs, "< 0.05 s"),
+        ("estimate, row_stationary_search (mapper)", small, t_search, "< 2 s"),
+    ]
+
+
+def table(rows) -> str:
+    """A markdown table of the rows."""
+    lines = ["| step | model | time (s) | target |", "|---|---|---|---|"]
+    lines += [f"| {what} | {model} | {sec:.4f} | {target} |" for what, model, sec, target in rows]
+    return "\n".join(lines)
+
+
+def write_section(body: str, path: Path = RESULTS) -> None:
+    """Replace (or append) the "Estimate speed" section of ``path``, atomically."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    section = f"{HEADING}\n\n{body}\n"
+    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny run on LeNet-5 (for tests)")
+    parser.add_argument("--no-write", action="store_true", help=f"do not update {RESULTS.name}")
+    args = parser.parse_args()
+    body = table(run(args.quick))
+    print(body)
+    if not args.quick and not args.no_write:
+        cpu = f"{os.cpu_count()} CPU(s), torch {torch.__version__}; wall-clock, mapping caches cleared before each estimate."
+        write_section(body + "\n\n" + cpu)
+
+
+if __name__ == "__main__":
+    main()
