@@ -1,12 +1,21 @@
 """dnnergy: where a neural network spends its energy, and how to make it spend less."""
 
 from .errors import DnnergyError, HardwareConfigError, OnnxImportError, TraceError, UnsupportedOpError, UserInputError
+from .energy import EnergyReport, estimate, list_dataflows, profile
+from .hardware import Hardware, list_presets, load_hardware
 from .workload import Datum, Layer, OpKind, TensorStats, UnsupportedOp, Workload, list_ops, register_op, trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "trace",
+    "estimate",
+    "profile",
+    "EnergyReport",
+    "Hardware",
+    "load_hardware",
+    "list_presets",
+    "list_dataflows",
     "Workload",
     "Layer",
     "OpKind",

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from ..errors import DnnergyError
+from ..errors import UserInputError as UserError
 
 __all__ = ["app", "main"]
 
@@ -43,6 +44,54 @@ def summary(
         console.print(summary_table(workload))
         for line in unsupported_lines(workload):
             console.print(line)
+
+
+@app.command()
+def estimate(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    hardware: str = typer.Option("eyeriss", "--hardware", help="A preset (eyeriss, horowitz45) or a YAML file."),
+    dataflow: str = typer.Option("row_stationary", "--dataflow", help="row_stationary, row_stationary_search (mapper) or weights_once."),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch size (replaces the first dimension)."),
+    bits: Optional[str] = typer.Option(None, "--bits", help="Weight and activation bits, e.g. 8,8."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Measure sparsity on mnist, digits or random data."),
+    zero_mode: str = typer.Option("gate", "--zero-mode", help="Zero operands: gate, skip or none."),
+    coding: str = typer.Option("rlc", "--coding", help="DRAM coding of sparse data: rlc, zero_flag or none."),
+    non_mac: str = typer.Option("price", "--non-mac", help="Pooling, element-wise, norm layers: price or exclude."),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Example input shape, e.g. 1,3,224,224."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    csv_out: bool = typer.Option(False, "--csv", help="Print the records as CSV."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write a per-layer breakdown plot (PNG)."),
+) -> None:
+    """Energy per layer, split into computation and data movement per level and data type."""
+    from .. import energy as energy_pkg
+    from ..report import plot_breakdown
+    from ._format import console
+    from ._resolve import load_model, load_workload, parse_shape
+    from .estimate import energy_table, parse_bits, profile_input, share_lines
+
+    shape = parse_shape(input_shape)
+    if profile is not None:
+        if model.lower().endswith(".onnx"):
+            raise UserError("--profile needs a PyTorch model (a zoo name or module.path:factory), not an ONNX file")
+        net, net_shape, name = load_model(model, shape, batch)
+        workload = energy_pkg.profile(net, profile_input(profile, net_shape), name=name)
+    else:
+        workload = load_workload(model, shape, batch)
+    report = energy_pkg.estimate(workload, hardware, dataflow, bits=parse_bits(bits), zero_mode=zero_mode, coding=coding, non_mac=non_mac)
+    if json_out:
+        typer.echo(report.to_json())
+    elif csv_out:
+        typer.echo(report.to_csv(), nl=False)
+    else:
+        from ..hardware import load_hardware
+
+        order = tuple(level.name for level in load_hardware(hardware).levels)
+        console.print(energy_table(report, per=workload.batch, level_order=order))
+        for line in share_lines(report):
+            console.print(line)
+    if plot:
+        path = plot_breakdown(report, plot)
+        typer.echo(f"wrote {path}", err=True)
 
 
 @app.command()

@@ -7,7 +7,7 @@ from typing import Iterable, Sequence
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["si", "render_table", "console"]
+__all__ = ["si", "energy", "render_table", "console"]
 
 console = Console(highlight=False, soft_wrap=False, width=200)
 
@@ -21,6 +21,13 @@ def si(value: float, digits: int = 3) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.{digits}g}{prefix}"
     return f"{value:.{digits}g}"
+
+
+def energy(value: float, unit: str) -> str:
+    """An energy with its unit: pJ values become joules with an SI prefix (``2.1e6 pJ -> '2.1uJ'``)."""
+    if unit == "pJ" and value:
+        return si(value * 1e-12) + "J"
+    return si(value)
 
 
 def render_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]], footer: Sequence[object] | None = None) -> Table:

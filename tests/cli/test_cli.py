@@ -87,3 +87,46 @@ def test_console_script_exits_2_without_traceback():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "unknown model 'nonexistent_model'" in proc.stderr
+
+
+def test_estimate_reproduces_seed_002_lenet5_total(capsys):
+    code, out, _ = run(capsys, "estimate", "lenet5", "--hardware", "horowitz45", "--dataflow", "weights_once", "--non-mac", "exclude", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["unit"] == "pJ"
+    # seed 002, "LeNet5 (Original)": 288.27 uJ per image
+    assert abs(report["total"] - 288.27e6) <= 0.01 * 288.27e6
+
+
+def test_estimate_table_plot_and_lower_bits(capsys, tmp_path):
+    plot = tmp_path / "lenet5.png"
+    code, out, err = run(capsys, "estimate", "lenet5", "--plot", str(plot))
+    assert code == 0
+    assert "by data type:" in out and "@DRAM" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _, full, _ = run(capsys, "estimate", "lenet5", "--json")
+    _, eight, _ = run(capsys, "estimate", "lenet5", "--bits", "8,8", "--json")
+    # memory energy is linear in bits: halving every word must lower the total
+    assert json.loads(eight)["total"] < json.loads(full)["total"]
+
+
+def test_estimate_profile_random_and_csv(capsys):
+    code, out, _ = run(capsys, "estimate", "lenet5", "--profile", "random", "--csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["datum"] for r in rows} >= {"compute", "ifmap", "weight", "ofmap"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["estimate", "lenet5", "--hardware", "eyeris"], "eyeriss"),
+        (["estimate", "lenet5", "--bits", "8,x"], "--bits takes"),
+        (["estimate", "lenet5", "--dataflow", "row_stationery"], "row_stationary"),
+        (["estimate", "lenet5", "--profile", "digits"], "use --profile random"),
+    ],
+)
+def test_estimate_user_errors(capsys, argv, expected):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error: ") and expected in err

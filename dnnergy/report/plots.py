@@ -1,0 +1,95 @@
+"""Matplotlib figures written atomically to PNG/SVG/PDF (the ``plot`` extra)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from ..energy import EnergyReport
+from ..errors import UserInputError
+from .breakdown import layer_breakdown
+
+__all__ = ["plot_breakdown", "plot_tradeoff"]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserInputError("plots need matplotlib: pip install 'dnnergy[plot]'") from None
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserInputError(f"cannot write plot {path}: folder {path.parent} does not exist")
+    suffix = path.suffix or ".png"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def plot_breakdown(report: EnergyReport, path: str | os.PathLike, top: int = 40) -> Path:
+    """A stacked bar per layer by data type, and the whole network's split by level.
+
+    Shows the ``top`` most energy-hungry layers (in execution order); energies in the
+    report's unit. Returns the written path.
+    """
+    plt = _pyplot()
+    rows, datums, _ = layer_breakdown(report)
+    if len(rows) > top:
+        keep = {r.layer for r in sorted(rows, key=lambda r: r.total, reverse=True)[:top]}
+        rows = [r for r in rows if r.layer in keep]
+    fig, (ax_layers, ax_levels) = plt.subplots(1, 2, figsize=(max(8, 0.35 * len(rows) + 5), 4.5), gridspec_kw={"width_ratios": [4, 1]})
+    bottom = [0.0] * len(rows)
+    for datum in datums:
+        values = [r.by_datum.get(datum, 0.0) for r in rows]
+        ax_layers.bar(range(len(rows)), values, bottom=bottom, label=datum)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax_layers.set_xticks(range(len(rows)), [r.layer for r in rows], rotation=90, fontsize=7)
+    ax_layers.set_ylabel(f"energy ({report.unit})")
+    ax_layers.set_title(f"{report.workload}: energy per layer by data type ({report.hardware}, {report.dataflow})")
+    ax_layers.legend()
+    levels = report.by_level()
+    total = sum(levels.values()) or 1.0
+    ax_levels.bar(range(len(levels)), [v / total * 100 for v in levels.values()])
+    ax_levels.set_xticks(range(len(levels)), list(levels), rotation=45)
+    ax_levels.set_ylabel("share of total energy (%)")
+    ax_levels.set_title("by level")
+    fig.subplots_adjust(wspace=0.4)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_tradeoff(series: dict[str, Sequence[tuple[float, float]]], path: str | os.PathLike, xlabel: str, ylabel: str = "accuracy", front: Sequence[tuple[float, float]] | None = None) -> Path:
+    """Accuracy-vs-energy curves, one line per method (points as (x, y)), with an optional Pareto front."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, points in series.items():
+        pts = sorted(points)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    if front:
+        pts = sorted(front)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "k--", linewidth=1, label="Pareto front")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
