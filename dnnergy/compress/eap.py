@@ -1,0 +1,249 @@
+"""Energy-aware pruning (Yang, Chen and Sze, "Designing Energy-Efficient Convolutional Neural
+Networks using Energy-Aware Pruning", CVPR 2017; seeds 000 and 003).
+
+Algorithm (one iteration; repeated while the target accuracy holds):
+
+1. Order the prunable layers by estimated energy, highest first (``energy_fn.by_module``
+   when the energy function offers it, see :class:`~dnnergy.compress.objectives.LayerwiseObjective`).
+2. Inside each layer, in steps of ``step`` of the layer's weights, remove the weights with
+   the smallest *joint impact on the layer's output feature map* and re-fit the remaining
+   weights by closed-form least squares (:mod:`dnnergy.compress.reconstruct`). The
+   selection is OBS-style (Hassibi and Stork 1993) on the input Gram matrix ``G``: with
+   ``w`` the current least-squares weights of a row over its kept set ``K``, removing one
+   weight ``q`` and re-fitting the rest raises the output error by exactly
+   ``w_q^2 / [G_KK^-1]_qq``. Each step removes its weights in ``rounds`` batches of the
+   lowest such costs over the whole layer, re-fitting after every batch.
+   Stop the layer when the validation accuracy falls below the threshold (the step is undone).
+3. Fine-tune the whole network with back-propagation, masks fixed.
+
+NB: ``rounds`` < the number of weights removed makes the selection approximate (the
+costs of weights removed in the same batch are assumed independent); ``rounds`` equal to
+that number is exact greedy OBS. The least-squares target is the layer output before
+this iteration's pruning of the layer, on inputs from the current (partly pruned) network.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import UserInputError
+from .masks import Masks, PruneStep, PruningRecord, prunable_parameters, weight_sparsity
+from .reconstruct import input_gram, least_squares, set_weight_rows, weight_rows
+
+__all__ = ["EAPConfig", "energy_aware_prune", "select_by_output_error", "layer_energies"]
+
+
+@dataclass(frozen=True, slots=True)
+class EAPConfig:
+    """Knobs of :func:`energy_aware_prune`.
+
+    ``accuracy_drop``: largest allowed drop of validation accuracy below the unpruned
+    model's (a fraction, 0.01 = one point); the target accuracy. ``layer_drop``: largest
+    drop while pruning one layer, from the accuracy when that layer started (``None`` =
+    ``accuracy_drop``). ``step``: fraction of a layer's weights removed per trial.
+    ``max_sparsity``: cap per layer. ``rounds``: re-fit batches per step (see module
+    NB). ``max_iterations``: prune / fine-tune iterations. ``damping``: ridge added to
+    ``G`` when scoring, relative to its mean diagonal (the re-fit itself is undamped).
+    ``batch_size``: calibration images per forward pass.
+    """
+
+    accuracy_drop: float = 0.01
+    layer_drop: float | None = None
+    step: float = 0.1
+    max_sparsity: float = 0.95
+    rounds: int = 4
+    max_iterations: int = 3
+    damping: float = 1e-6
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("accuracy_drop", "max_sparsity"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserInputError(f"EAPConfig: {name} must be in [0, 1] (got {getattr(self, name)})")
+        if self.layer_drop is not None and not 0.0 <= self.layer_drop <= 1.0:
+            raise UserInputError(f"EAPConfig: layer_drop must be in [0, 1] or None (got {self.layer_drop})")
+        if not 0.0 < self.step <= 1.0:
+            raise UserInputError(f"EAPConfig: step must be in (0, 1] (got {self.step})")
+        for name in ("rounds", "max_iterations", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserInputError(f"EAPConfig: {name} must be a positive int (got {value!r})")
+        if not self.damping >= 0.0:
+            raise UserInputError(f"EAPConfig: damping must be >= 0 (got {self.damping})")
+
+
+def _removal_costs(gram: Tensor, weight: Tensor, keep: Tensor, damping: float) -> Tensor:
+    """OBS cost ``w_q^2 / [G_KK^-1]_qq`` of every kept weight of every row (inf for removed ones)."""
+    g = gram.to(torch.float64)
+    g = g + damping * torch.diagonal(g).mean().clamp_min(1e-30) * torch.eye(g.shape[0], dtype=g.dtype)
+    costs = torch.full(weight.shape, math.inf, dtype=torch.float64)
+    patterns, inverse = torch.unique(keep, dim=0, return_inverse=True)
+    for p, pattern in enumerate(patterns):
+        rows = torch.nonzero(inverse == p).flatten()
+        cols = torch.nonzero(pattern).flatten()
+        if cols.numel() == 0:
+            continue
+        hinv = torch.diagonal(torch.cholesky_inverse(torch.linalg.cholesky(g[cols][:, cols])))
+        costs[rows.unsqueeze(1), cols.unsqueeze(0)] = weight[rows][:, cols].to(torch.float64).square() / hinv
+    return costs
+
+
+def select_by_output_error(
+    gram: Tensor, target: Tensor, keep: Tensor, count: int, *, rounds: int = 4, damping: float = 1e-6
+) -> tuple[Tensor, Tensor]:
+    """Remove ``count`` more weights with the least joint impact on the output; re-fit the rest.
+
+    Grouped shapes: ``gram`` ``(groups, K, K)``, ``target`` (the weights whose output is
+    preserved) and ``keep`` ``(groups, rows, K)``; a plain ``(K, K)`` / ``(rows, K)``
+    layer is one group. Weights are chosen across the whole layer in ``rounds`` batches
+    by OBS cost (module docstring) and the kept ones re-fitted by
+    :func:`~dnnergy.compress.reconstruct.least_squares` after each batch. Returns
+    ``(keep, weight)`` with exactly ``count`` more ``False`` entries (fewer if the layer
+    runs out) and ``weight`` zero where ``keep`` is False.
+    """
+    squeeze = gram.ndim == 2
+    if squeeze:
+        gram, target, keep = gram.unsqueeze(0), target.unsqueeze(0), keep.unsqueeze(0)
+    keep = keep.clone().bool()
+    count = min(int(count), int(keep.sum()))
+    weight = _refit(gram, target, keep)
+    for r in range(rounds):
+        batch = math.ceil(count / (rounds - r)) if r < rounds - 1 else count
+        if batch <= 0:
+            continue
+        costs = torch.stack([_removal_costs(gram[i], weight[i], keep[i], damping) for i in range(len(gram))])
+        drop = torch.argsort(costs.reshape(-1), stable=True)[:batch]
+        keep.view(-1)[drop] = False
+        count -= batch
+        weight = _refit(gram, target, keep)
+    return (keep[0], weight[0]) if squeeze else (keep, weight)
+
+
+def layer_energies(model: nn.Module, energy_fn: Callable[[nn.Module], float], layers: Sequence[str]) -> dict[str, float]:
+    """Energy attributed to each module path in ``layers``, in ``energy_fn``'s unit.
+
+    Uses ``energy_fn.by_module(model)`` when available (the estimate's per-layer split);
+    otherwise, for a plain ``model -> float``, the energy saved by zeroing that layer's
+    weights alone (a marginal estimate, one call per layer).
+    """
+    by_module = getattr(energy_fn, "by_module", None)
+    if by_module is not None:
+        split = by_module(model)
+        return {name: float(split.get(name, 0.0)) for name in layers}
+    base = energy_fn(model)
+    out = {}
+    for name in layers:
+        probe = copy.deepcopy(model)
+        with torch.no_grad():
+            probe.get_submodule(name).weight.zero_()
+        out[name] = base - energy_fn(probe)
+    return out
+
+
+def energy_aware_prune(
+    model: nn.Module,
+    *,
+    evaluate: Callable[[nn.Module], float],
+    calibration: Tensor,
+    energy_fn: Callable[[nn.Module], float],
+    fine_tune: Callable[[nn.Module, Masks], object] | None = None,
+    config: EAPConfig = EAPConfig(),
+    layers: Sequence[str] | None = None,
+) -> tuple[nn.Module, PruningRecord]:
+    """Prune ``model`` layer by layer, most energy first, keeping accuracy within ``config.accuracy_drop``.
+
+    ``evaluate(model)`` returns validation accuracy (fraction in [0, 1]);
+    ``calibration`` is a tensor of model inputs whose layer inputs form the Gram matrices
+    (for a Linear layer with K inputs use well over K samples); ``energy_fn`` is any
+    ``model -> float`` (e.g. :func:`~dnnergy.compress.objectives.energy_objective`);
+    ``fine_tune(model, masks)`` retrains with masks fixed (e.g. ``lambda m, k:
+    dnnergy.data.fine_tune(m, data, k)``), skipped when ``None``. ``layers`` limits
+    pruning to some Linear/Conv1d/Conv2d module paths. The input model is unchanged;
+    returns the pruned copy (zeros permanent) and a :class:`PruningRecord` with the
+    energies before/after in ``energy_fn.unit``.
+    """
+    pruned = copy.deepcopy(model)
+    names = [n.rpartition(".")[0] for n in prunable_parameters(pruned, layers)]
+    acc0, e0 = evaluate(pruned), energy_fn(pruned)
+    target = acc0 - config.accuracy_drop
+    layer_drop = config.accuracy_drop if config.layer_drop is None else config.layer_drop
+    masks = Masks(pruned, reversible=False)
+    steps, orders, accuracy = [], [], acc0
+    for iteration in range(config.max_iterations):
+        saved = (copy.deepcopy(pruned.state_dict()), {k: v.clone() for k, v in masks.items()})
+        energies = layer_energies(pruned, energy_fn, names)
+        order = tuple(sorted(names, key=lambda n: -energies[n]))  # stable: ties keep model order
+        orders.append(order)
+        changed = False
+        for name in order:
+            accuracy, trials = _prune_layer(pruned, name, masks, evaluate, calibration, config, target, accuracy, layer_drop,
+                                            iteration)
+            steps.extend(trials)
+            changed |= any(t.accepted for t in trials)
+        if not changed:
+            break
+        if fine_tune is not None:
+            fine_tune(pruned, masks)
+            masks.apply()
+            accuracy = evaluate(pruned)
+            steps.append(PruneStep(iteration, "", masks.sparsity(), accuracy, accuracy >= target, True))
+        if accuracy < target:  # fine-tuning could not hold the target: undo this iteration
+            masks.remove()
+            pruned.load_state_dict(saved[0])
+            masks = Masks(pruned, reversible=False)
+            masks.update(saved[1])
+            accuracy = evaluate(pruned)
+            break
+    masks.remove()
+    record = PruningRecord(
+        method="energy_aware",
+        layers=weight_sparsity(pruned, names),
+        steps=tuple(steps),
+        accuracy_before=acc0,
+        accuracy_after=accuracy,
+        energy_before=e0,
+        energy_after=energy_fn(pruned),
+        energy_unit=getattr(energy_fn, "unit", ""),
+        order=tuple(orders),
+    )
+    return pruned, record
+
+
+def _prune_layer(model, name, masks, evaluate, calibration, config, target, accuracy, layer_drop, iteration):
+    """Greedy steps on one layer until accuracy or the sparsity cap stops it; returns (accuracy, steps)."""
+    module = model.get_submodule(name)
+    key = f"{name}.weight"
+    gram = input_gram(model, name, calibration, config.batch_size)
+    original = weight_rows(module)
+    keep = masks[key].reshape(original.shape).clone() if key in masks else original != 0
+    numel = keep.numel()
+    floor = max(target, accuracy - layer_drop)
+    best, trials = original, []
+    while True:
+        zeros = numel - int(keep.sum())
+        goal = min(math.floor(config.max_sparsity * numel), zeros + max(1, round(config.step * numel)))
+        if goal <= zeros:
+            break
+        new_keep, new_weight = select_by_output_error(gram, original, keep, goal - zeros, rounds=config.rounds,
+                                                      damping=config.damping)
+        set_weight_rows(module, new_weight)
+        acc = evaluate(model)
+        accepted = acc >= floor
+        trials.append(PruneStep(iteration, name, goal / numel, acc, accepted))
+        if not accepted:
+            break
+        keep, best, accuracy = new_keep, new_weight, acc
+    set_weight_rows(module, best)
+    masks.set(key, keep.reshape(module.weight.shape))
+    return accuracy, trials
+
+
+def _refit(gram: Tensor, target: Tensor, keep: Tensor) -> Tensor:
+    """:func:`least_squares` for every group of ``(groups, rows, K)`` shapes."""
+    return torch.stack([least_squares(gram[i], target[i], keep[i]) for i in range(len(gram))])

@@ -1,0 +1,151 @@
+"""Resource objectives ``model -> float`` that steer compression, with a per-layer view.
+
+Every compression method and sweep takes any callable ``model -> float`` (energy, MACs,
+measured latency). The objectives here also implement :class:`LayerwiseObjective`,
+``by_module(model) -> {module path: value}``, which energy-aware pruning uses to order
+layers. Both trace the model with ``dnnergy.trace(..., measure=True)``, so pruned (zero)
+weights and zero activations of the example input lower the result. They are plain
+frozen dataclasses and pickle, so they can be shipped to worker processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from torch import nn
+
+from ..errors import UserInputError
+from ..workload import Workload, trace
+
+__all__ = ["LayerwiseObjective", "EnergyObjective", "MacsObjective", "energy_objective", "macs_objective"]
+
+
+@runtime_checkable
+class LayerwiseObjective(Protocol):
+    """A ``model -> float`` objective that can also split its value by module path.
+
+    Minimal implementation::
+
+        class Weights:
+            unit = "weights"
+            def __call__(self, model): return sum(self.by_module(model).values())
+            def by_module(self, model): return {n: m.weight.count_nonzero().item()
+                                                for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    """
+
+    unit: str
+
+    def __call__(self, model: nn.Module) -> float: ...
+
+    def by_module(self, model: nn.Module) -> dict[str, float]: ...
+
+
+def _check_example(owner: str, example_input: Any) -> None:
+    if example_input is None:
+        raise UserInputError(f"{owner}: example_input is required (a tensor of real samples, or a shape such as (1, 1, 28, 28))")
+
+
+def _sum_by_module(workload: Workload, values: dict[str, float]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for layer in workload.layers:
+        if layer.name in values:
+            out[layer.module] = out.get(layer.module, 0.0) + values[layer.name]
+    return out
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EnergyObjective:
+    """Estimated energy of one forward pass on ``example_input``, in the hardware's unit.
+
+    ``example_input`` is a batch of real samples (preferred: measured activation zeros
+    gate MACs and shrink coded DRAM traffic) or a shape (a random normal input);
+    ``hardware`` a preset name (``"eyeriss"``: MAC-normalized, ``"horowitz45"``: pJ), a
+    YAML path or a ``Hardware``; ``dataflow`` a registered dataflow name. The energy is
+    for the whole example batch. ``estimate_options`` are extra keyword arguments of
+    :func:`dnnergy.energy.estimate` as ``(name, value)`` pairs.
+    """
+
+    example_input: Any
+    hardware: Any = "eyeriss"
+    dataflow: str = "row_stationary"
+    estimate_options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_example("EnergyObjective", self.example_input)
+        if not isinstance(self.dataflow, str) or not self.dataflow:
+            raise UserInputError(f"EnergyObjective: dataflow must be a dataflow name (got {self.dataflow!r})")
+
+    @property
+    def unit(self) -> str:
+        """The hardware's energy unit (``"pJ"`` or ``"MAC-normalized"``)."""
+        from ..hardware import Hardware, load_hardware
+
+        hardware = self.hardware if isinstance(self.hardware, Hardware) else load_hardware(self.hardware)
+        return hardware.unit
+
+    def _estimate(self, model: nn.Module):
+        from ..energy import estimate
+
+        workload = trace(model, self.example_input, measure=True)
+        return workload, estimate(workload, self.hardware, self.dataflow, **dict(self.estimate_options))
+
+    def report(self, model: nn.Module):
+        """The full :class:`dnnergy.energy.EnergyReport` of ``model`` on the example input."""
+        return self._estimate(model)[1]
+
+    def __call__(self, model: nn.Module) -> float:
+        return self.report(model).total
+
+    def by_module(self, model: nn.Module) -> dict[str, float]:
+        """Energy per module path (the layers a module ran, summed), in :attr:`unit`."""
+        workload, report = self._estimate(model)
+        return _sum_by_module(workload, report.by_layer())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MacsObjective:
+    """Multiply-accumulates of one forward pass on ``example_input`` (whole batch).
+
+    ``nonzero=True`` counts only MACs whose weight and input are both non-zero
+    (``Layer.nonzero_macs``: ``macs * w_density * i_density``, zeros assumed
+    independent); ``nonzero=False`` counts dense MACs, which pruning does not change.
+    """
+
+    example_input: Any
+    nonzero: bool = True
+
+    def __post_init__(self) -> None:
+        _check_example("MacsObjective", self.example_input)
+
+    @property
+    def unit(self) -> str:
+        return "nonzero MACs" if self.nonzero else "MACs"
+
+    def _values(self, model: nn.Module) -> tuple[Workload, dict[str, float]]:
+        workload = trace(model, self.example_input, measure=self.nonzero)
+        return workload, {layer.name: float(layer.nonzero_macs if self.nonzero else layer.macs) for layer in workload.mac_layers()}
+
+    def __call__(self, model: nn.Module) -> float:
+        return sum(self._values(model)[1].values())
+
+    def by_module(self, model: nn.Module) -> dict[str, float]:
+        """MACs per module path, in :attr:`unit`."""
+        return _sum_by_module(*self._values(model))
+
+
+def energy_objective(example_input: Any, hardware: Any = "eyeriss", dataflow: str = "row_stationary", **estimate_options) -> EnergyObjective:
+    """An :class:`EnergyObjective`: ``objective(model)`` is the estimated energy in the hardware's unit.
+
+    Example: ``energy_objective(images[:8], "eyeriss", "row_stationary")(model)`` traces
+    ``model`` on 8 images with measured densities and returns ``estimate(...).total``.
+    """
+    return EnergyObjective(example_input, hardware, dataflow, tuple(sorted(estimate_options.items())))
+
+
+def macs_objective(example_input: Any, nonzero: bool = True) -> MacsObjective:
+    """A :class:`MacsObjective`: ``objective(model)`` counts (non-zero) MACs.
+
+    Example: ``macs_objective((1, 784), nonzero=False)(nn.Linear(784, 300)) == 235_200``.
+    """
+    return MacsObjective(example_input, nonzero)

@@ -1,0 +1,156 @@
+"""Energy-aware pruning (Yang et al. CVPR 2017) on a small MLP trained on scikit-learn digits."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch import nn
+
+import dnnergy
+from dnnergy.compress.eap import EAPConfig, energy_aware_prune, layer_energies, select_by_output_error
+from dnnergy.compress.objectives import energy_objective
+from dnnergy.errors import UserInputError
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    digits = load_digits()
+    x = torch.tensor(digits.data / 16.0, dtype=torch.float32).reshape(-1, 1, 8, 8)
+    y = torch.tensor(digits.target)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    train, val = perm[:1200], perm[1200:]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):  # full-batch Adam: about a second
+        opt.zero_grad()
+        F.cross_entropy(model(x[train]), y[train]).backward()
+        opt.step()
+    return model, x[train], y[train], x[val], y[val]
+
+
+def _accuracy(model, x, y):
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean())
+
+
+def test_output_error_selection_beats_magnitude_on_the_same_layer(trained):
+    model, xt, _, _, _ = trained
+    with torch.no_grad():
+        hidden = torch.relu(model[1](model[0](xt))).double().numpy()  # input rows X of layer "3"
+    w = model[3].weight.detach().double().numpy()
+    gram = torch.from_numpy(hidden.T @ hidden)
+    count = w.size // 2  # 256 of 512 weights
+    keep, new_w = select_by_output_error(gram, torch.from_numpy(w), torch.ones(w.shape, dtype=torch.bool), count)
+    keep, new_w = keep.numpy(), new_w.numpy()
+    assert (~keep).sum() == count and np.all(new_w[~keep] == 0)
+
+    def error(weights):
+        return np.sum((hidden @ weights.T - hidden @ w.T) ** 2)
+
+    mag_keep = np.ones(w.size, dtype=bool)
+    mag_keep[np.argsort(np.abs(w).ravel(), kind="stable")[:count]] = False
+    mag_keep = mag_keep.reshape(w.shape)
+    mag_refit = np.zeros_like(w)
+    for r in range(w.shape[0]):  # magnitude selection, then the best least-squares re-fit (numpy)
+        cols = np.flatnonzero(mag_keep[r])
+        mag_refit[r, cols] = np.linalg.lstsq(hidden[:, cols], hidden @ w[r], rcond=None)[0]
+    assert error(new_w) < error(mag_refit) < error(w * mag_keep)
+
+
+def test_single_removal_is_the_brute_force_best():
+    rng = np.random.default_rng(4)
+    x, w = rng.normal(size=(30, 6)), rng.normal(size=(1, 6))
+    keep, _ = select_by_output_error(torch.from_numpy(x.T @ x), torch.from_numpy(w), torch.ones(1, 6, dtype=torch.bool), 1,
+                                     rounds=1, damping=0.0)
+    errors = []
+    for q in range(6):  # remove q, re-fit the rest by numpy least squares
+        cols = [c for c in range(6) if c != q]
+        fit = np.linalg.lstsq(x[:, cols], x @ w[0], rcond=None)[0]
+        errors.append(np.sum((x[:, cols] @ fit - x @ w[0]) ** 2))
+    assert np.flatnonzero(~keep.numpy()[0]).tolist() == [int(np.argmin(errors))]
+
+
+def test_layer_order_from_layerwise_and_plain_objectives(trained):
+    model = trained[0]
+
+    class Fake:
+        unit = "pJ"
+
+        def __call__(self, m):
+            return 9.0
+
+        def by_module(self, m):
+            return {"1": 1.0, "3": 5.0, "5": 3.0, "2": 99.0}
+
+    assert layer_energies(model, Fake(), ["1", "3", "5"]) == {"1": 1.0, "3": 5.0, "5": 3.0}
+
+    def nonzeros(m):  # plain model -> float: falls back to the energy saved by zeroing each layer alone
+        return float(sum(int((p != 0).sum()) for n, p in m.named_parameters() if n.endswith("weight")))
+
+    assert layer_energies(model, nonzeros, ["1", "3", "5"]) == {"1": 2048.0, "3": 512.0, "5": 160.0}  # 64*32, 32*16, 16*10
+
+
+def test_energy_aware_prune_end_to_end(trained):
+    model, xt, yt, xv, yv = trained
+    original = [p.detach().clone() for p in model.parameters()]
+    energy = energy_objective(xv[:2], "eyeriss", "row_stationary")
+    drop = 0.03
+
+    def fine_tune(m, masks):
+        opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+        for _ in range(20):
+            opt.zero_grad()
+            F.cross_entropy(m(xt), yt).backward()
+            opt.step()
+        masks.apply()
+
+    config = EAPConfig(accuracy_drop=drop, step=0.25, rounds=2, max_iterations=2)
+    pruned, record = energy_aware_prune(model, evaluate=lambda m: _accuracy(m, xv, yv), calibration=xt, energy_fn=energy,
+                                        fine_tune=fine_tune, config=config)
+    assert all(torch.equal(a, b) for a, b in zip(original, model.parameters()))
+
+    # order: per-layer energies estimated independently with trace + estimate, highest first
+    workload = dnnergy.trace(model, xv[:2], measure=True)
+    from dnnergy.energy import estimate
+
+    per_layer = estimate(workload, "eyeriss", "row_stationary").by_layer()
+    by_module = {}
+    for layer in workload.layers:
+        by_module[layer.module] = by_module.get(layer.module, 0.0) + per_layer.get(layer.name, 0.0)
+    assert record.order[0] == tuple(sorted(["1", "3", "5"], key=lambda n: -by_module[n]))
+
+    acc0, acc1 = _accuracy(model, xv, yv), _accuracy(pruned, xv, yv)
+    assert record.accuracy_before == acc0 and record.accuracy_after == acc1
+    assert acc1 >= acc0 - drop  # accuracy kept within the threshold
+    assert record.energy_before == pytest.approx(energy(model)) and record.energy_after == pytest.approx(energy(pruned))
+    assert record.energy_after < record.energy_before and record.energy_unit == "MAC-normalized"
+    counted = {f"{n}.weight": float((pruned.get_submodule(n).weight == 0).float().mean()) for n in ("1", "3", "5")}
+    assert record.layer_sparsity() == pytest.approx(counted)
+    assert record.sparsity > 0.3
+    assert {s.layer for s in record.steps if s.layer} == {"1", "3", "5"}
+    assert all(s.accuracy >= acc0 - drop for s in record.steps if s.accepted and s.layer)
+    assert record.to_dict()["method"] == "energy_aware"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"accuracy_drop": 1.5}, "accuracy_drop"),
+        ({"step": 0.0}, "step"),
+        ({"rounds": 0}, "rounds"),
+        ({"layer_drop": -0.1}, "layer_drop"),
+        ({"damping": -1.0}, "damping"),
+    ],
+)
+def test_eap_config_invalid(kwargs, match):
+    with pytest.raises(UserInputError, match=f"EAPConfig: {match}"):
+        EAPConfig(**kwargs)
+
+
+def test_eap_config_valid_defaults():
+    config = EAPConfig()
+    assert (config.accuracy_drop, config.step, config.max_sparsity) == (0.01, 0.1, 0.95)
