@@ -187,9 +187,11 @@ def estimate(
             mappings[layer.name] = dict(counts.mapping)
         d_w, d_i = layer.w_density, layer.i_density
         dense = mode is ZeroMode.NONE
-        macs = counts.macs if dense else counts.macs * d_w * d_i
+        macs = (counts.macs if dense else counts.macs * d_w * d_i) * layer.mac_density
         records.append(EnergyRecord(layer.name, kind, COMPUTE, "MAC", macs, max(w_bits, i_bits), macs * hw.mac.energy(w_bits, i_bits)))
         rf = _rf_factors(mode, d_w, d_i)
+        rf[Datum.WEIGHT] *= layer.mac_density  # early termination skips the MAC and its weight read
+        rf[Datum.OFMAP] *= layer.mac_density
         width = {Datum.WEIGHT: w_bits, Datum.IFMAP: i_bits, Datum.OFMAP: o_bits}
         dram: dict[Datum, float] = {}
         for (datum, level_kind), count in counts.accesses.items():

@@ -131,7 +131,9 @@ class Layer:
 
     Bitwidths (``*_bits``, ``None`` means the hardware's default word) and densities
     (non-zero fraction, 1.0 dense) are per data type; ``*_stats`` hold measured
-    zero-run statistics when the layer was profiled on real data.
+    zero-run statistics when the layer was profiled on real data. ``mac_density`` is the
+    fraction of the non-zero-operand MACs that are actually executed (below 1 when an
+    algorithm such as ReLU early termination stops accumulations early).
 
     Derive a variant with :func:`dataclasses.replace` (see :meth:`replace`).
     """
@@ -167,6 +169,7 @@ class Layer:
     w_density: float = 1.0
     i_density: float = 1.0
     o_density: float = 1.0
+    mac_density: float = 1.0
     w_stats: TensorStats | None = None
     i_stats: TensorStats | None = None
     o_stats: TensorStats | None = None
@@ -194,7 +197,7 @@ class Layer:
             value = getattr(self, bits)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"Layer {self.name!r}: {bits} must be a positive int or None (got {value!r})")
-        for density in ("w_density", "i_density", "o_density"):
+        for density in ("w_density", "i_density", "o_density", "mac_density"):
             _check_fraction(self.name, density, getattr(self, density))
 
     @property
@@ -209,8 +212,8 @@ class Layer:
 
     @property
     def nonzero_macs(self) -> float:
-        """MACs whose two operands are both non-zero, assuming independent zeros."""
-        return self.macs * self.w_density * self.i_density
+        """MACs executed with both operands non-zero, assuming independent zeros."""
+        return self.macs * self.w_density * self.i_density * self.mac_density
 
     def replace(self, **changes) -> "Layer":
         """A copy with some fields changed (validated like a new record)."""
