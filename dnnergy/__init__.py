@@ -3,12 +3,13 @@
 from .errors import DnnergyError, HardwareConfigError, OnnxImportError, TraceError, UnsupportedOpError, UserInputError
 from .energy import EnergyReport, estimate, list_dataflows, profile
 from .hardware import Hardware, list_presets, load_hardware
-from .workload import Datum, Layer, OpKind, TensorStats, UnsupportedOp, Workload, list_ops, register_op, trace
+from .workload import Datum, Layer, OpKind, TensorStats, UnsupportedOp, Workload, from_onnx, list_ops, register_op, trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "trace",
+    "from_onnx",
     "estimate",
     "profile",
     "EnergyReport",
