@@ -1,10 +1,14 @@
 """Compression methods: each takes a model (+ data, + an energy function) and returns a new model and a record.
 
 Unstructured pruning keeps its state in :class:`Masks` (``masks``); methods live one per
-module (``magnitude``, ``obd``, ``eap``) and share the least-squares layer reconstruction
-(``reconstruct``) and the resource objectives (``objectives``). See docs/compression.md.
+module (``magnitude``, ``obd``, ``eap``, ``structured``, ``eliminate``, ...) and share the
+least-squares layer reconstruction (``reconstruct``), physical channel removal
+(``removal``) and the resource objectives (``objectives``). See docs/compression.md and
+docs/compression-structured.md.
 """
 
+from .activation import ActivationPruning, activation_pruning_sweep, prune_activations
+from .balanced import balanced_masks, simd_masks
 from .eap import EAPConfig, energy_aware_prune, layer_energies, select_by_output_error
 from .magnitude import iterative_magnitude_prune, magnitude_prune
 from .masks import (
@@ -18,8 +22,13 @@ from .masks import (
     weight_sparsity,
 )
 from .objectives import EnergyObjective, LayerwiseObjective, MacsObjective, energy_objective, macs_objective
+from .eliminate import EliminationSweep, eliminate_neurons, elimination_sweep, representative_neurons
 from .obd import hessian_diagonal, obd_prune, obd_saliency
 from .reconstruct import input_gram, input_rows, least_squares, output_error, pruning_error, set_weight_rows, weight_rows
+from .removal import ChannelSurgeon, StructuredRecord, channel_groups, load_pruned, prune_channels, replay, save_pruned
+from .snapea import EarlyTermination, early_termination, with_early_termination
+from .sparse import SparseLinear, measure_latency, sparsify_linear
+from .structured import Criterion, StructuredConfig, prune_structured
 
 __all__ = [
     # mask state and records
@@ -49,6 +58,34 @@ __all__ = [
     "energy_aware_prune",
     "select_by_output_error",
     "layer_energies",
+    "balanced_masks",
+    "simd_masks",
+    # structured pruning with physical removal
+    "Criterion",
+    "StructuredConfig",
+    "prune_structured",
+    "prune_channels",
+    "ChannelSurgeon",
+    "channel_groups",
+    "StructuredRecord",
+    "replay",
+    "save_pruned",
+    "load_pruned",
+    # neuron elimination (seed 002)
+    "representative_neurons",
+    "eliminate_neurons",
+    "elimination_sweep",
+    "EliminationSweep",
+    # activation-side savings and sparse execution
+    "ActivationPruning",
+    "prune_activations",
+    "activation_pruning_sweep",
+    "EarlyTermination",
+    "early_termination",
+    "with_early_termination",
+    "SparseLinear",
+    "sparsify_linear",
+    "measure_latency",
     # objectives
     "LayerwiseObjective",
     "EnergyObjective",
