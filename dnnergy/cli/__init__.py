@@ -95,6 +95,93 @@ def estimate(
 
 
 @app.command()
+def compress(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    method: str = typer.Option(..., "--method", help="eap, magnitude, structured or eliminate."),
+    data: str = typer.Option("mnist", "--data", help="Training and evaluation data: mnist, digits or synthetic."),
+    max_accuracy_drop: float = typer.Option(1.0, "--max-accuracy-drop", min=0.0, help="Largest validation accuracy loss, in points."),
+    hardware: str = typer.Option("eyeriss", "--hardware", help="A preset (eyeriss, horowitz45) or a YAML file."),
+    dataflow: str = typer.Option("row_stationary", "--dataflow", help="Dataflow of the energy estimate."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: train once and cache)."),
+    sparsity: str = typer.Option("0.5,0.75,0.9,0.95", "--sparsity", help="magnitude: the prune/retrain schedule."),
+    ratio: float = typer.Option(0.5, "--ratio", help="structured (l1/l2/reconstruction): fraction of channels removed."),
+    criterion: str = typer.Option("energy", "--criterion", help="structured: l1, l2, reconstruction or energy."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="eliminate: the hidden layer to simplify (default: the first Linear)."),
+    epochs: int = typer.Option(3, "--epochs", min=0, help="Fine-tuning epochs per step."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write the compressed model here (and FILE.json)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
+) -> None:
+    """Compress a trained model within an accuracy budget and report the energy it saves."""
+    import json
+    import time
+
+    from ._format import console, energy as fmt_energy
+    from ._resolve import parse_fractions
+    from .compress import prepare, run_compress, save_compressed, summarize
+
+    schedule = parse_fractions(sparsity, "--sparsity")
+    with console.status(f"preparing {model} on {data}", spinner="dots"):
+        job = prepare(model, data, hardware, dataflow, weights, progress=False)
+    start = time.perf_counter()
+    with console.status(f"{method}: compressing {model}", spinner="dots"):
+        options = {"schedule": schedule, "ratio": ratio, "criterion": criterion, "layer": layer, "epochs": epochs}
+        compressed, details = run_compress(job, method, max_accuracy_drop / 100, options)
+    summary = summarize(job, job.model, compressed, method, time.perf_counter() - start, details)
+    if json_out:
+        typer.echo(json.dumps(summary, indent=1, default=str))
+    else:
+        unit = summary["unit"]
+        console.print(f"{model} / {method}: test accuracy {summary['accuracy_before']:.2%} -> {summary['accuracy_after']:.2%}")
+        console.print(f"non-zero weights {summary['nonzero_weights_before']:,} -> {summary['nonzero_weights_after']:,}"
+                      f" (of {summary['weights_after']:,} after)")
+        console.print(f"energy per image ({hardware}, {dataflow}) {fmt_energy(summary['energy_before'], unit)} -> "
+                      f"{fmt_energy(summary['energy_after'], unit)} {unit}: {summary['energy_reduction']:.2f}x less, in {summary['seconds']:.1f} s")
+    if out:
+        for path in save_compressed(out, compressed, summary):
+            typer.echo(f"wrote {path}", err=True)
+
+
+@app.command()
+def tradeoff(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    method: str = typer.Option("magnitude", "--method", help="magnitude (strength = sparsity) or structured (channel ratio)."),
+    strengths: str = typer.Option("0,0.5,0.75,0.9,0.95", "--strengths", help="Comma-separated strengths to sweep."),
+    data: str = typer.Option("mnist", "--data", help="mnist, digits or synthetic."),
+    hardware: str = typer.Option("eyeriss", "--hardware", help="A preset (eyeriss, horowitz45) or a YAML file."),
+    dataflow: str = typer.Option("row_stationary", "--dataflow", help="Dataflow of the energy estimate."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: train once and cache)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write accuracy vs energy with the Pareto front (PNG)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the points as JSON."),
+) -> None:
+    """Sweep a method's strength: energy, accuracy, weights, MACs, CPU latency per point, and the Pareto front."""
+    import json
+
+    from ..explore import pareto_front
+    from ..report import plot_tradeoff
+    from ._format import console, render_table, si
+    from ._resolve import parse_fractions
+    from .compress import prepare, run_tradeoff
+
+    values = parse_fractions(strengths, "--strengths")
+    with console.status(f"preparing {model} on {data}", spinner="dots"):
+        job = prepare(model, data, hardware, dataflow, weights, progress=False)
+    with console.status(f"sweeping {method}", spinner="dots"):
+        points = run_tradeoff(job, method, values)
+    front = pareto_front(points)
+    if json_out:
+        typer.echo(json.dumps({"points": [p.to_dict() for p in points], "pareto": [p.strength for p in front]}, indent=1))
+    else:
+        rows = [(f"{p.strength:g}", "*" if p in front else "", f"{p.accuracy:.2%}", si(p.energy), si(p.nonzero_weights), si(p.nonzero_macs),
+                 f"{p.latency_s * 1e3:.2f}", si(p.size_bytes)) for p in points]
+        console.print(render_table(f"{model} / {method} on {hardware} ({job.energy_fn.unit}); * = Pareto front",
+                                   ["strength", "front", "val accuracy", "energy", "nz weights", "nz MACs", "latency ms", "bytes"], rows))
+    if plot:
+        path = plot_tradeoff({method: [(p.energy, p.accuracy) for p in points]}, plot, xlabel=f"energy per image ({job.energy_fn.unit})",
+                             front=[(p.energy, p.accuracy) for p in front])
+        typer.echo(f"wrote {path}", err=True)
+
+
+@app.command()
 def zoo() -> None:
     """List the architectures in the zoo with their input shapes and published figures."""
     from ._format import console

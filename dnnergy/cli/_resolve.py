@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import UserInputError
 
-__all__ = ["load_model", "load_workload", "parse_shape"]
+__all__ = ["load_model", "load_workload", "parse_shape", "parse_fractions"]
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -28,6 +28,17 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     if not shape or any(d < 1 for d in shape):
         raise UserInputError(f"input shape must be positive integers such as 1,3,224,224 (got {text!r})")
     return shape
+
+
+def parse_fractions(text: str, option: str) -> list[float]:
+    """``"0.5,0.75,0.9"`` -> ``[0.5, 0.75, 0.9]``; each value must lie in [0, 1]."""
+    try:
+        values = [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise UserInputError(f"{option} takes fractions in [0, 1] such as 0.5,0.75,0.9 (got {text!r})")
+    return values
 
 
 def load_model(spec: str, input_shape: Sequence[int] | None = None, batch: int | None = None) -> tuple[nn.Module, tuple[int, ...], str]:
