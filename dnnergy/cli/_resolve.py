@@ -42,7 +42,19 @@ def parse_fractions(text: str, option: str) -> list[float]:
 
 
 def load_model(spec: str, input_shape: Sequence[int] | None = None, batch: int | None = None) -> tuple[nn.Module, tuple[int, ...], str]:
-    """A PyTorch model, its example input shape and a display name from a zoo name or ``module.path:factory``."""
+    """A PyTorch model, its example input shape and a display name from a zoo name or ``module.path:factory``.
+
+    The model is built under ``torch.manual_seed(0)`` (the global RNG is restored), so its
+    initial weights, and anything trained from them, are the same in every run.
+    """
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return _build(spec, input_shape, batch)
+
+
+def _build(spec: str, input_shape: Sequence[int] | None, batch: int | None) -> tuple[nn.Module, tuple[int, ...], str]:
     from .. import zoo
 
     if spec in zoo.list_models():
