@@ -173,7 +173,7 @@ def _broadcast(a: list[int], b: list[int]) -> list[int]:
     return out[::-1]
 
 
-def pool(x: Shape, out: Shape, window: Sequence[int], stride: Sequence[int], padding: Sequence[int]) -> dict:
+def pool(x: Shape, out: Shape, window: Sequence[int], stride: Sequence[int], padding: Sequence[int], dilation: int | Sequence[int] = 1) -> dict:
     """Max or average pooling with a fixed window (1-D, 2-D or 3-D): one op per window tap per output.
 
     E.g. 2x2 max pooling of a 20x24x24 map: 20*12*12 outputs x 4 taps = 11,520 ops.
@@ -190,6 +190,7 @@ def pool(x: Shape, out: Shape, window: Sequence[int], stride: Sequence[int], pad
         N=N, C=C, H=H, W=W, M=M, R=R, S=S, E=E, F=F, groups=C,
         stride=_spatial(stride or window, rank, 1) if rank <= 2 else (1, 1),
         padding=_spatial(padding, rank, 0) if rank <= 2 else (0, 0),
+        dilation=_spatial(dilation, rank, 1) if rank <= 2 else (1, 1),
         ops=prod(int(d) for d in out) * prod(taps),
         ifmap=prod(int(d) for d in x),
         ofmap=prod(int(d) for d in out),

@@ -185,10 +185,10 @@ class Layer:
             value = getattr(self, count)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"Layer {self.name!r}: {count} must be a non-negative int (got {value!r})")
-        for pair in ("stride", "padding", "dilation"):
+        for pair, least in (("stride", 1), ("padding", 0), ("dilation", 1)):
             value = getattr(self, pair)
-            if len(value) != 2:
-                raise ValueError(f"Layer {self.name!r}: {pair} must be a (vertical, horizontal) pair (got {value!r})")
+            if len(value) != 2 or any(not isinstance(v, int) or v < least for v in value):
+                raise ValueError(f"Layer {self.name!r}: {pair} must be a (vertical, horizontal) pair of ints >= {least} (got {value!r})")
         if self.kind in MAC_KINDS and (self.C % self.groups or self.M % self.groups):
             raise ValueError(
                 f"Layer {self.name!r}: groups must divide C and M (C={self.C}, M={self.M}, groups={self.groups})"

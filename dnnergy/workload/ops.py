@@ -36,8 +36,20 @@ class OpContext:
         return isinstance(t, torch.Tensor) and self._ptr(t) in self.param_storages
 
     def param_numel(self, t: Any) -> int:
-        """Elements of the parameter ``t`` views (0 if not a parameter)."""
-        return self.param_storages.get(self._ptr(t), 0) if isinstance(t, torch.Tensor) else 0
+        """Elements of the parameter that ``t`` views (0 if not a parameter).
+
+        A slice counts its own elements (the query part of a packed ``in_proj_weight``);
+        broadcast (stride-0) dimensions of an expanded parameter count once.
+        """
+        if not self.is_param(t):
+            return 0
+        return math.prod(size for size, stride in zip(t.shape, t.stride()) if stride != 0)
+
+    def param_region(self, t: Any) -> tuple[int, int, int] | None:
+        """``(storage, offset, elements)`` identifying the parameter memory ``t`` reads, or None."""
+        if not self.is_param(t):
+            return None
+        return self._ptr(t), t.storage_offset(), self.param_numel(t)
 
     @staticmethod
     def _ptr(t: torch.Tensor) -> int:
@@ -187,8 +199,9 @@ def _pool(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
     window = _arg(args, kwargs, 1, "kernel_size")
     stride = _arg(args, kwargs, 2, "stride") or window
     padding = _arg(args, kwargs, 3, "padding", 0)
+    dilation = args[4] if len(args) > 4 and not isinstance(args[4], bool) else 1  # max pools only; avg has ceil_mode here
     y = out[0] if isinstance(out, (tuple, list)) else out
-    return formulas.pool(_shape(x), _shape(y), window, stride, padding)
+    return formulas.pool(_shape(x), _shape(y), window, stride, padding, dilation)
 
 
 @register_op(aten._adaptive_avg_pool2d, aten.adaptive_max_pool2d, aten.adaptive_avg_pool1d, aten.adaptive_max_pool1d, aten._adaptive_avg_pool3d)
@@ -247,7 +260,7 @@ def _group_norm(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
     aten.relu, aten.relu_, aten.gelu, aten.gelu_, aten.sigmoid, aten.sigmoid_, aten.tanh, aten.tanh_,
     aten.hardtanh, aten.hardtanh_, aten.silu, aten.silu_, aten.hardswish, aten.hardswish_,
     aten.hardsigmoid, aten.hardsigmoid_, aten.leaky_relu, aten.leaky_relu_, aten.elu, aten.elu_,
-    aten._softmax, aten._log_softmax, aten.clamp, aten.clamp_, aten.clamp_min, aten.clamp_min_,
+    aten._softmax, aten._safe_softmax, aten._log_softmax, aten.clamp, aten.clamp_, aten.clamp_min, aten.clamp_min_,
     aten.clamp_max, aten.threshold, aten.softplus, aten.mish, aten.exp, aten.log, aten.sqrt,
     aten.rsqrt, aten.neg, aten.abs, aten.pow, aten.erf, aten._prelu_kernel,
 )

@@ -34,7 +34,7 @@ def example_inputs(example: Any, dtype: torch.dtype | None = None) -> tuple[torc
     """
     if isinstance(example, torch.Tensor):
         return (example,)
-    if isinstance(example, (tuple, list, torch.Size)) and example and all(isinstance(d, int) for d in example):
+    if isinstance(example, (tuple, list, torch.Size)) and example and all(isinstance(d, int) and not isinstance(d, bool) for d in example):
         if any(d < 1 for d in example):
             raise UserInputError(f"input shape must have positive dimensions (got {tuple(example)})")
         if dtype is not None and not dtype.is_floating_point:
@@ -58,6 +58,7 @@ class _Recorder(TorchDispatchMode):
         self.per_module: Counter = Counter()
         self.unsupported: dict[str, list] = {}
         self.ignored: Counter = Counter()
+        self.param_regions: set[tuple[int, int, int]] = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -80,6 +81,10 @@ class _Recorder(TorchDispatchMode):
         except Unsupported as exc:
             self._unsupported(f"{name} ({exc})", exc.macs)
             return out
+        for tensor in _flat_tensors(args):
+            region = self.ctx.param_region(tensor)
+            if region is not None:
+                self.param_regions.add(region)
         if isinstance(result, list):
             records = result
         else:
@@ -93,7 +98,7 @@ class _Recorder(TorchDispatchMode):
 
     def _measure(self, args: tuple, out: Any, fields: dict) -> dict:
         """Densities and zero-run statistics of the call's ifmap, weight and output tensors."""
-        tensors = [t for a in args for t in (a if isinstance(a, (list, tuple)) else [a]) if isinstance(t, torch.Tensor)]
+        tensors = _flat_tensors(args)
         params = [t for t in tensors if self.ctx.is_param(t)]
         acts = [t for t in tensors if not self.ctx.is_param(t) and t.is_floating_point()]
         weight = None
@@ -146,7 +151,7 @@ class _Recorder(TorchDispatchMode):
         path, is_leaf = self._module()
         k = self.per_module[(path, label if not is_leaf else "")]
         self.per_module[(path, label if not is_leaf else "")] += 1
-        if is_leaf:
+        if is_leaf and path:
             base = path if k == 0 else f"{path}_{k}"
         else:
             stem = f"{path}.{label}" if path else label
@@ -156,6 +161,11 @@ class _Recorder(TorchDispatchMode):
             name, i = f"{base}_{i}", i + 1
         self.names.add(name)
         self.layers.append(Layer(name=name, op=op, module=path, **fields))
+
+
+def _flat_tensors(args: tuple) -> list[torch.Tensor]:
+    """The tensors among an op's arguments, looking one level into lists (``cat``)."""
+    return [t for a in args for t in (a if isinstance(a, (list, tuple)) else [a]) if isinstance(t, torch.Tensor)]
 
 
 @contextmanager
@@ -268,6 +278,7 @@ def trace(
         unsupported=unsupported,
         ignored=tuple(sorted(recorder.ignored.items())),
         source="torch",
+        distinct_params=sum(numel for _, _, numel in recorder.param_regions),
     )
     if unsupported:
         listing = ", ".join(f"{u.op} x{u.count}" for u in unsupported)

@@ -33,7 +33,9 @@ class Workload:
     ``layers`` are :class:`Layer` records; ``unsupported`` lists ops that were seen but
     not counted (never silently dropped); ``ignored`` counts ops known to cost nothing
     (views, reshapes, tensor creation) by op name. ``input_shapes`` are the example
-    input shapes the workload was traced with.
+    input shapes the workload was traced with. ``distinct_params`` is the number of
+    learned parameters the ops read, each counted once (a shared or tied weight read by
+    two layers counts once here and once per layer in ``Layer.params``).
     """
 
     layers: tuple[Layer, ...]
@@ -42,6 +44,7 @@ class Workload:
     unsupported: tuple[UnsupportedOp, ...] = ()
     ignored: tuple[tuple[str, int], ...] = ()
     source: str = "torch"
+    distinct_params: int | None = None
 
     def __post_init__(self) -> None:
         names = [layer.name for layer in self.layers]
@@ -72,7 +75,13 @@ class Workload:
 
     @property
     def params(self) -> int:
-        """Total learned parameters seen by the trace (weights + biases)."""
+        """Learned parameters (weights + biases) read by the ops, each counted once.
+
+        Falls back to the sum over layers when the front end could not tell shared
+        parameters apart (``distinct_params`` unset).
+        """
+        if self.distinct_params is not None:
+            return self.distinct_params
         return sum(layer.params for layer in self.layers)
 
     @property
