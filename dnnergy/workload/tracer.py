@@ -50,9 +50,10 @@ def example_inputs(example: Any, dtype: torch.dtype | None = None) -> tuple[torc
 class _Recorder(TorchDispatchMode):
     """Dispatch mode that turns every ATen call into layer records."""
 
-    def __init__(self, table: dict[str, Handler], ctx: OpContext, module_stack: list[tuple[str, bool]], measure: bool = False):
+    def __init__(self, table: dict[str, Handler], ctx: OpContext, module_stack: list[tuple[str, bool]], measure: bool = False,
+                 compute: bool = True):
         super().__init__()
-        self.table, self.ctx, self.stack, self.measure = table, ctx, module_stack, measure
+        self.table, self.ctx, self.stack, self.measure, self.compute = table, ctx, module_stack, measure, compute
         self.layers: list[Layer] = []
         self.names: set[str] = set()
         self.per_module: Counter = Counter()
@@ -69,7 +70,7 @@ class _Recorder(TorchDispatchMode):
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
                 return decomposed
-        out = func(*args, **kwargs)
+        out = func(*args, **kwargs) if self.compute or name not in SHAPE_ONLY_OPS else _zeros_like_result(func, args, kwargs)
         if handler is None:
             if name in FREE_OPS:
                 self.ignored[name] += 1
@@ -163,6 +164,27 @@ class _Recorder(TorchDispatchMode):
         self.layers.append(Layer(name=name, op=op, module=path, **fields))
 
 
+#: The ops whose arithmetic dominates a forward pass; ``compute=False`` runs them on shapes only.
+SHAPE_ONLY_OPS = frozenset(
+    f"aten.{n}" for n in "convolution _convolution mm bmm addmm baddbmm _scaled_dot_product_flash_attention_for_cpu".split()
+)
+
+
+def _zeros_like_result(func: Any, args: tuple, kwargs: dict) -> Any:
+    """The op's result shape from its meta kernel, filled with zeros (no arithmetic)."""
+    from torch.utils._python_dispatch import _disable_current_modes
+    from torch.utils._pytree import tree_map
+
+    def to_meta(t: Any) -> Any:
+        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta") if isinstance(t, torch.Tensor) else t
+
+    def to_zeros(t: Any) -> Any:
+        return torch.zeros(t.shape, dtype=t.dtype) if isinstance(t, torch.Tensor) else t
+
+    with _disable_current_modes():
+        return tree_map(to_zeros, func(*tree_map(to_meta, args), **tree_map(to_meta, kwargs)))
+
+
 def _flat_tensors(args: tuple) -> list[torch.Tensor]:
     """The tensors among an op's arguments, looking one level into lists (``cat``)."""
     return [t for a in args for t in (a if isinstance(a, (list, tuple)) else [a]) if isinstance(t, torch.Tensor)]
@@ -236,6 +258,7 @@ def trace(
     ops: dict[str, Handler] | None = None,
     strict: bool = False,
     measure: bool = False,
+    compute: bool = True,
 ) -> Workload:
     """Run ``model`` once on an example input and return its :class:`Workload`.
 
@@ -247,6 +270,9 @@ def trace(
     raises :class:`UnsupportedOpError` instead. ``measure=True`` also records, for every
     single-op layer, the measured density and zero-run statistics of its input, weight
     and output tensors on this input (attention's fused kernel stays dense).
+    ``compute=False`` runs convolutions and matmuls on shapes only (their outputs are
+    zeros): several times faster and the counts are the same, but Python control flow
+    that depends on their values sees zeros, and it cannot be combined with ``measure``.
 
     Example: ``trace(nn.Linear(784, 300), (1, 784)).macs == 235_200``.
     """
@@ -255,12 +281,14 @@ def trace(
     if example_input is None and input_shape is None:
         raise UserInputError("trace needs an example input or an input_shape such as (1, 3, 224, 224)")
     inputs = example_inputs(example_input if example_input is not None else tuple(input_shape), dtype)
+    if measure and not compute:
+        raise UserInputError("trace: measure=True needs compute=True (densities come from real values)")
     model_name = name or type(model).__name__
     table = registry_copy()
     if ops:
         table.update(ops)
     stack: list[tuple[str, bool]] = []
-    recorder = _Recorder(table, OpContext(_param_storages(model)), stack, measure)
+    recorder = _Recorder(table, OpContext(_param_storages(model)), stack, measure, compute)
     try:
         with _eval_mode(model), torch.no_grad(), _module_tracking(model, stack), recorder:
             model(*inputs)
