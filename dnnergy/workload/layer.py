@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["OpKind", "Datum", "TensorStats", "Layer", "MAC_KINDS"]
+__all__ = ["OpKind", "Datum", "TensorStats", "Layer", "MAC_KINDS", "fold_bias"]
 
 
 class OpKind(str, Enum):
@@ -233,3 +233,18 @@ class Layer:
             out[field.name] = value
         out["params"] = self.params
         return out
+
+
+def fold_bias(previous: Layer, fields: dict) -> Layer | None:
+    """``previous`` with a parameter added to its output folded in as its biases, or None.
+
+    ``F.linear`` on a non-contiguous 3-D input runs as ``mm`` then ``add(bias)`` (ONNX:
+    MatMul then Add): the pair is one FC layer. ``fields`` are the add's layer fields;
+    the rule applies when it adds a parameter to a MAC layer's whole output and that layer
+    has no bias yet. Both front ends call this, so they fold alike.
+    """
+    if fields["kind"] is not OpKind.ELTWISE or not fields["weights"] or fields["ifmap"] != fields["ofmap"]:
+        return None
+    if not previous.is_mac or previous.ofmap != fields["ofmap"] or previous.biases:
+        return None
+    return previous.replace(biases=fields["weights"])

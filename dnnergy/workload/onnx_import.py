@@ -21,276 +21,19 @@ import ast
 import re
 import warnings
 from collections import Counter
-from math import ceil, prod
+from math import prod
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..errors import OnnxImportError, UnsupportedOpError, UserInputError
-from . import formulas
-from .layer import Layer, OpKind
+from .layer import Layer, OpKind, fold_bias
 from .ops import Unsupported
 from .workload import UnsupportedOp, Workload
 
 __all__ = ["from_onnx"]
 
-#: Ops that move or re-label data, create constants or query metadata: no arithmetic.
-#: Counted in ``Workload.ignored`` like the tracer's ``FREE_OPS``.
-_FREE = frozenset(
-    """Flatten Reshape Transpose Squeeze Unsqueeze Identity Dropout Shape Size Constant ConstantOfShape
-    Cast CastLike Slice Split Expand Tile Range DepthToSpace SpaceToDepth EyeLike""".split()
-)
-#: Free ops whose output is a view of input 0 (a parameter stays a parameter through them).
-_VIEWS = frozenset("Flatten Reshape Transpose Squeeze Unsqueeze Identity Dropout Cast Slice Split Expand Tile".split())
-#: Layer labels the tracer uses for ops outside a leaf module (``aten.<label>``).
-_LABELS = {
-    "Conv": "convolution", "ConvTranspose": "convolution", "Gemm": "addmm", "Concat": "cat",
-    "ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "amax", "GlobalAveragePool": "mean",
-    "MaxPool": "max_pool2d_with_indices", "AveragePool": "avg_pool2d", "GlobalMaxPool": "adaptive_max_pool2d",
-    "BatchNormalization": "native_batch_norm", "LayerNormalization": "native_layer_norm",
-    "Gather": "embedding", "LeakyRelu": "leaky_relu", "Clip": "clamp", "Resize": "upsample_nearest2d",
-}
-#: op type -> handler returning layer fields, ``(label, fields)`` pairs, or None for a free node
-_HANDLERS: dict[str, Callable[["_Graph", Any], "dict | list[tuple[str, dict]] | None"]] = {}
+from ._onnx_ops import _FREE, _HANDLERS, _LABELS, _VIEWS, _Graph, _attr, _ins
 
-
-def _handles(*op_types: str) -> Callable:
-    """Register a node handler for ONNX (default domain) op types; refuses duplicates."""
-
-    def decorate(handler: Callable) -> Callable:
-        for op_type in op_types:
-            if op_type in _HANDLERS or op_type in _FREE:
-                raise RuntimeError(f"from_onnx: {op_type} already has a handler")
-            _HANDLERS[op_type] = handler
-        return handler
-
-    return decorate
-
-
-class _Graph:
-    """Shapes, constants and attributes of one shape-inferred ONNX graph."""
-
-    def __init__(self, onnx: Any, file: Path, dims: dict[str, list | None], initializers: dict[str, list[int]]):
-        self.onnx, self.file = onnx, file
-        self.dims = {**dims, **initializers}
-        #: name -> element count of the parameter it is (or is a view of)
-        self.consts: dict[str, int] = {name: prod(dims) for name, dims in initializers.items()}
-        self.static: set[str] = set(self.consts)  # known before any input is read
-        self.tainted: set[str] = set()  # outputs of uncounted nodes, whose shapes inference may not know
-
-    def shape(self, node: Any, name: str) -> list[int]:
-        """The static shape of tensor ``name`` read by ``node``, or an OnnxImportError naming both."""
-        dims = self.dims.get(name)
-        if dims is None or not all(isinstance(d, int) for d in dims):
-            if name in self.tainted:  # produced (through free ops) by a node that was not counted
-                raise Unsupported("input shape unknown after an unsupported op")
-            raise OnnxImportError(
-                f"{self.file}: node {node.name!r} ({node.op_type}): the shape of its input {name!r} cannot be resolved "
-                f"(dims: {'unknown' if dims is None else dims}); shapes that depend on data values are not supported"
-            )
-        return [int(d) for d in dims]
-
-    def attr(self, node: Any, name: str, default: Any = None) -> Any:
-        return _attr(self.onnx, node, name, default)
-
-    def is_const(self, name: str) -> bool:
-        return name in self.consts
-
-    def const_numel(self, name: str) -> int:
-        return self.consts.get(name, 0)
-
-    def is_param(self, name: str) -> bool:
-        """A constant that is not a scalar (scalars are Python numbers in the traced model)."""
-        return self.consts.get(name, 0) > 1
-
-    def operands(self, node: Any, names: Sequence[str]) -> tuple[list[list[int]], int]:
-        """(activation shapes, parameter elements) of an element-wise node's operands."""
-        shapes, weights = [], 0
-        for name in names:
-            if self.is_const(name):
-                weights += self.const_numel(name) if self.is_param(name) else 0
-            elif name in self.static:  # computed from shapes: a Python number in the traced model, unless a tensor
-                dims = self.dims.get(name) or []
-                shapes += [[int(d) for d in dims]] if all(isinstance(d, int) for d in dims) and prod(dims) > 1 else []
-            else:
-                shapes.append(self.shape(node, name))
-        return shapes, weights
-
-
-def _attr(onnx: Any, node: Any, name: str, default: Any = None) -> Any:
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return onnx.helper.get_attribute_value(attribute)
-    return default
-
-
-def _ins(node: Any) -> list[str]:
-    return [name for name in node.input if name]
-
-
-def _pair(values: Sequence[int], rank: int) -> list[int]:
-    return list(values[:rank]) if values else [0] * rank
-
-
-# -- multiply-accumulate nodes -------------------------------------------------------------
-
-@_handles("Conv", "ConvTranspose")
-def _conv(g: _Graph, node: Any) -> dict:
-    x, w, out = g.shape(node, node.input[0]), g.shape(node, node.input[1]), g.shape(node, node.output[0])
-    rank, transposed = len(x) - 2, node.op_type == "ConvTranspose"
-    if rank not in (1, 2):
-        raise Unsupported(f"{rank}-D convolution", macs=x[0] * prod(w) * prod((x if transposed else out)[2:]))
-    strides = g.attr(node, "strides") or [1] * rank
-    dilations = g.attr(node, "dilations") or [1] * rank
-    pads = _pair(g.attr(node, "pads", []), rank)
-    auto_pad = g.attr(node, "auto_pad", b"NOTSET").decode()
-    if auto_pad.startswith("SAME") and not transposed:
-        size, kernel = x[2:], w[2:]  # total padding so that the output is ceil(size / stride)
-        totals = [max((ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0) for n, k, s, d in zip(size, kernel, strides, dilations)]
-        pads = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in totals]
-    bias = node.input[2] if len(node.input) > 2 else ""
-    return formulas.conv(
-        x, w, out, strides, pads, dilations, int(g.attr(node, "group", 1)), transposed,
-        biases=g.const_numel(bias), weight_is_param=g.is_const(node.input[1]),
-    )
-
-
-def _torch_matmul_shapes(a: list[int], b: list[int], a_is_param: bool) -> list[int]:
-    """The left operand as ``torch.matmul`` hands it to mm/bmm in inference mode.
-
-    A (contiguous) >=3-D left operand times a 2-D right one is folded into rows; a 2-D
-    activation times a batched right operand is expanded to the batch (a 2-D parameter
-    is not: the product is transposed and folded, which ``formulas.matmul`` models).
-    """
-    if len(a) >= 3 and len(b) <= 2:
-        return [prod(a[:-1]), a[-1]]
-    if len(a) == 2 and len(b) >= 3 and not a_is_param:
-        return [*b[:-2], *a]
-    return a
-
-
-@_handles("MatMul")
-def _matmul(g: _Graph, node: Any) -> dict:
-    a_name, b_name = node.input[0], node.input[1]
-    a, b = g.shape(node, a_name), g.shape(node, b_name)
-    a = _torch_matmul_shapes(a, b, g.is_const(a_name))
-    return formulas.matmul(a, b, g.is_const(a_name), g.is_const(b_name))
-
-
-@_handles("Gemm")
-def _gemm(g: _Graph, node: Any) -> dict:
-    a, b = g.shape(node, node.input[0]), g.shape(node, node.input[1])
-    a = a[::-1] if g.attr(node, "transA", 0) else a
-    b = b[::-1] if g.attr(node, "transB", 0) else b
-    fields = formulas.matmul(a, b, g.is_const(node.input[0]), g.is_const(node.input[1]))
-    bias = node.input[2] if len(node.input) > 2 else ""
-    if g.is_const(bias):
-        fields["biases"] = g.const_numel(bias)
-    elif bias:  # an activation added to the product: one add per output (the tracer's addmm)
-        fields["ops"] = fields["ofmap"]
-        fields["ifmap"] += prod(g.shape(node, bias))
-    return fields
-
-
-# -- other compute nodes ----------------------------------------------------------------------
-
-@_handles("MaxPool", "AveragePool", "LpPool")
-def _pool(g: _Graph, node: Any) -> dict:
-    window = g.attr(node, "kernel_shape")
-    rank = len(window)
-    if rank > 3:
-        raise Unsupported(f"{rank}-D pooling")
-    x, y = g.shape(node, node.input[0]), g.shape(node, node.output[0])
-    strides = g.attr(node, "strides") or [1] * rank  # ONNX default stride is 1, not the window
-    return formulas.pool(x, y, window, strides, _pair(g.attr(node, "pads", []), rank))
-
-
-@_handles("GlobalAveragePool", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin")
-def _reduce(g: _Graph, node: Any) -> dict:
-    return formulas.reduce_mean(g.shape(node, node.input[0]), g.shape(node, node.output[0]))
-
-
-@_handles("GlobalMaxPool")
-def _global_max(g: _Graph, node: Any) -> dict:
-    return formulas.adaptive_pool(g.shape(node, node.input[0]), g.shape(node, node.output[0]))
-
-
-@_handles(
-    "Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Greater", "Less",
-    "GreaterOrEqual", "LessOrEqual", "And", "Or",
-)
-def _eltwise(g: _Graph, node: Any) -> dict:
-    shapes, weights = g.operands(node, _ins(node))
-    return formulas.eltwise(shapes, g.shape(node, node.output[0]), weights=weights)
-
-
-@_handles("Resize", "Upsample")
-def _resample(g: _Graph, node: Any) -> dict:
-    """Up-sampling: one op per output element, as the tracer counts ``upsample_*``."""
-    return formulas.eltwise([g.shape(node, node.input[0])], g.shape(node, node.output[0]))
-
-
-@_handles("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization")
-def _norm(g: _Graph, node: Any) -> dict:
-    scale = node.input[1] if len(node.input) > 1 else ""
-    bias = node.input[2] if len(node.input) > 2 else ""
-    return formulas.norm(g.shape(node, node.input[0]), g.const_numel(scale), g.const_numel(bias))
-
-
-@_handles("Pad")
-def _pad(g: _Graph, node: Any) -> None:
-    """Zero padding is free (the tracer's ``constant_pad_nd``); reflect/edge padding is not modelled."""
-    mode = g.attr(node, "mode", b"constant").decode()
-    if mode != "constant":
-        raise Unsupported(f"{mode} padding")
-    return None
-
-
-@_handles("LRN")
-def _lrn(g: _Graph, node: Any) -> list[tuple[str, dict]]:
-    """Local response norm as the six records ``trace`` sees for ``F.local_response_norm``.
-
-    ``x / (k + alpha * avg_pool(pad(x*x)))**beta``: square, a ``size``-tap window mean
-    across channels on the ``[N, 1, C + size - 1, H, W]`` padded view, scale, shift,
-    power, divide.
-    """
-    x, size = g.shape(node, node.input[0]), int(g.attr(node, "size"))
-    tail = [x[2], prod(x[3:])] if len(x) > 3 else x[2:]  # torch views the input as (N, 1, C, H, -1)
-    ones = [1] * len(tail)
-    window = formulas.pool([x[0], 1, x[1] + size - 1, *tail], [x[0], 1, x[1], *tail], [size, *ones], [1, *ones], [0] * (1 + len(tail)))
-    return [
-        ("mul", formulas.eltwise([x, x], x)), ("avg_pool", window), ("mul", formulas.eltwise([x], x)),
-        ("add", formulas.eltwise([x], x)), ("pow", formulas.activation(x)), ("div", formulas.eltwise([x, x], x)),
-    ]
-
-
-@_handles(
-    "Relu", "Clip", "Sigmoid", "Tanh", "Gelu", "Softmax", "LogSoftmax", "HardSwish", "HardSigmoid",
-    "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Mish", "Erf", "Exp", "Log", "Sqrt", "Reciprocal",
-    "Neg", "Abs", "Pow", "ThresholdedRelu", "PRelu",
-)
-def _activation(g: _Graph, node: Any) -> dict:
-    extra = _ins(node)[1:]
-    # a PReLU slope is a parameter even when it is a single number (nn.PReLU() has one)
-    weights = sum(g.const_numel(n) for n in extra if g.is_param(n) or node.op_type == "PRelu")
-    return formulas.activation(g.shape(node, node.input[0]), weights=weights)
-
-
-@_handles("Concat")
-def _concat(g: _Graph, node: Any) -> dict:
-    shapes, weights = g.operands(node, _ins(node))
-    return formulas.concat(shapes, g.shape(node, node.output[0]), weights=weights)
-
-
-@_handles("Gather")
-def _gather(g: _Graph, node: Any) -> dict | None:
-    """A look-up into a 2-D constant table along axis 0 is an embedding; other gathers are free indexing."""
-    table = node.input[0]
-    if g.is_const(table) and g.attr(node, "axis", 0) == 0 and len(g.shape(node, table)) == 2:
-        return formulas.embedding(g.shape(node, table), g.shape(node, node.input[1]), weight_is_param=True)
-    return None
-
-
-# -- naming -------------------------------------------------------------------------------------
 
 def _module_paths(nodes: Sequence[Any]) -> list[str]:
     """The PyTorch module path an exporter encoded in each node, or ``""``.
@@ -362,22 +105,21 @@ def _label(node: Any, fields: dict) -> str:
 def _fold_affine(layers: list[Layer], fields: dict, module: str, op_type: str) -> bool:
     """Fold a parameter applied to the previous layer's output (same module) into that layer.
 
-    The tracer's rule for MAC layers: ``Linear`` on a 3-D input exports as MatMul then
-    Add(bias), one FC layer with biases. GroupNorm exports as InstanceNormalization
-    (unit scale per group) then Mul(weight), Add(bias): one NORM layer with C weights and biases.
+    MAC layers follow the tracer's rule (:func:`~dnnergy.workload.layer.fold_bias`: a
+    ``Linear`` on a 3-D input exports as MatMul then Add(bias)). GroupNorm exports as
+    InstanceNormalization (unit scale per group) then Mul(weight), Add(bias): one NORM
+    layer with C weights and biases.
     """
-    if fields["kind"] is not OpKind.ELTWISE or not fields["weights"] or fields["ifmap"] != fields["ofmap"]:
-        return False
-    if not layers or layers[-1].module != module or layers[-1].ofmap != fields["ofmap"]:
+    if not layers or layers[-1].module != module:
         return False
     previous = layers[-1]
-    if previous.is_mac and not previous.biases:
-        layers[-1] = previous.replace(biases=fields["weights"])
-    elif previous.op == "onnx.InstanceNormalization" and op_type in ("Mul", "Add"):
-        layers[-1] = previous.replace(**{"weights" if op_type == "Mul" else "biases": fields["weights"]})
-    else:
-        return False
-    return True
+    folded = fold_bias(previous, fields)
+    if folded is None and previous.op == "onnx.InstanceNormalization" and op_type in ("Mul", "Add") \
+            and fields["kind"] is OpKind.ELTWISE and fields["weights"] and previous.ofmap == fields["ofmap"]:
+        folded = previous.replace(**{"weights" if op_type == "Mul" else "biases": fields["weights"]})
+    if folded is not None:
+        layers[-1] = folded
+    return folded is not None
 
 
 # -- loading ------------------------------------------------------------------------------------

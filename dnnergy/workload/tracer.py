@@ -10,7 +10,7 @@ as unsupported otherwise; nothing is dropped silently.
 from __future__ import annotations
 
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import TraceError, UnsupportedOpError, UserInputError
-from .layer import MAC_KINDS, Layer, OpKind, TensorStats
+from .layer import MAC_KINDS, Layer, TensorStats, fold_bias
 from .ops import FREE_OPS, Handler, OpContext, Unsupported, get_handler, op_name, registry_copy
 from .workload import UnsupportedOp, Workload
 
@@ -121,20 +121,13 @@ class _Recorder(TorchDispatchMode):
         return stats
 
     def _fold_bias(self, fields: dict) -> bool:
-        """Fold a parameter added to the output of the previous MAC layer into its biases.
-
-        ``F.linear`` on a non-contiguous 3-D input runs as ``mm`` then ``add(bias)``;
-        the pair is one fully connected layer.
-        """
-        if fields["kind"] is not OpKind.ELTWISE or not fields["weights"] or fields["ifmap"] != fields["ofmap"]:
+        """Fold a parameter added to the previous MAC layer's output (same module) into its biases."""
+        if not self.layers or self.layers[-1].module != self._module()[0]:
             return False
-        if not self.layers or not self.layers[-1].is_mac or self.layers[-1].module != self._module()[0]:
-            return False
-        previous = self.layers[-1]
-        if previous.ofmap != fields["ofmap"] or previous.biases:
-            return False
-        self.layers[-1] = previous.replace(biases=fields["weights"])
-        return True
+        folded = fold_bias(self.layers[-1], fields)
+        if folded is not None:
+            self.layers[-1] = folded
+        return folded is not None
 
     def _module(self) -> tuple[str, bool]:
         return self.stack[-1] if self.stack else ("", False)
