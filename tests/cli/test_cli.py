@@ -130,3 +130,17 @@ def test_estimate_user_errors(capsys, argv, expected):
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert err.startswith("error: ") and expected in err
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DNNERGY_CACHE_DIR", str(tmp_path))
+    code, out, err = run(capsys, "demo")
+    assert code == 0, err
+    assert "lenet5" in out and "alexnet" in out and "by level:" in out
+    assert "energy-aware pruning of LeNet-300-100" in out and "Pareto front" in out
+    # energy must fall on both presets: "(N.Nx less)" with N > 1
+    import re
+
+    factors = [float(f) for f in re.findall(r"\((\d+(?:\.\d+)?)x less\)", out)]
+    assert len(factors) == 2 and all(f > 1 for f in factors)
