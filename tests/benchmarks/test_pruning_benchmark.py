@@ -1,0 +1,88 @@
+"""The pruning benchmark (benchmarks/pruning.py) end to end in its --quick mode, in a subprocess.
+
+Checks the table it writes: a baseline row and one row per method for each model,
+accuracies in [0, 1], reductions >= 1 for the pruning methods, weight reductions that
+agree with the weights-kept column (baseline weights / kept, recomputed here), and that
+only the "Pruning" section of an existing results file is replaced.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "pruning.py"
+METHODS = (
+    "magnitude, iterative (Han 2015)",
+    "torch.nn.utils.prune global L1 (peer)",
+    "structured, ThiNet + LS (physical)",
+    "energy-aware (Yang 2017)",
+    "neuron elimination (seed 002, no retraining)",
+)
+# tiny networks of --quick, weights counted by hand:
+# mlp 64*48 + 48*24 + 24*10 = 3072 + 1152 + 240 = 4464
+# cnn 1*8*9 + 8*16*9 + 64*32 + 32*10 = 72 + 1152 + 2048 + 320 = 3592
+DENSE_WEIGHTS = {"mlp": 4464, "cnn": 3592}
+
+
+def _tables(text: str) -> dict[str, list[list[str]]]:
+    """model name -> table rows (cells) of every '### <model> on <dataset>' section."""
+    out = {}
+    for name, block in re.findall(r"^### (\w+) on \w+\n\n((?:\|.*\n?)+)", text, flags=re.M):
+        rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in block.strip().splitlines()]
+        out[name] = rows[2:]  # skip header and separator
+    return out
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "results.md"
+    out.write_text("# Benchmark results\n\n## Other\n\nkeep me\n\n## Pruning\n\nold text\n\n## Later\n\nkeep me too\n")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout, out.read_text()
+
+
+def test_a_row_per_method_for_each_model(quick_run):
+    stdout, written = quick_run
+    tables = _tables(written)
+    assert set(tables) == set(DENSE_WEIGHTS)
+    for rows in tables.values():
+        assert [r[0] for r in rows] == ["baseline (dense)", *METHODS]
+    assert _tables(stdout) == tables  # the printed table is the written one
+
+
+def test_values_are_sane(quick_run):
+    for name, rows in _tables(quick_run[1]).items():
+        base_weights = int(rows[0][5].replace(",", ""))
+        assert base_weights == DENSE_WEIGHTS[name]
+        for cells in rows:
+            val, test = float(cells[2]), float(cells[3])
+            assert 0.0 <= val <= 1.0 and 0.0 <= test <= 1.0
+            kept = int(cells[5].replace(",", ""))
+            assert 0 < kept <= base_weights
+            assert float(cells[6].rstrip("x")) == pytest.approx(base_weights / kept, abs=0.006)
+            for reduction in (cells[6], cells[7], cells[8]):
+                assert float(reduction.rstrip("x")) >= 1.0
+            assert float(cells[11]) >= 0.0
+        assert rows[0][6:9] == ["1.00x", "1.00x", "1.00x"]  # the baseline against itself
+
+
+def test_targets_and_budgets_are_stated(quick_run):
+    written = quick_run[1]
+    assert "Budgets:" in written and "Targets (issue 4):" in written
+    for name in DENSE_WEIGHTS:
+        assert re.search(rf"- {name}, eyeriss/row_stationary: EAP .* \*\*(met|NOT met)\*\*", written)
+
+
+def test_only_the_pruning_section_is_replaced(quick_run):
+    written = quick_run[1]
+    assert "keep me\n" in written and "keep me too" in written and "old text" not in written
+    assert written.index("## Other") < written.index("## Pruning") < written.index("## Later")
+    assert written.count("## Pruning") == 1
