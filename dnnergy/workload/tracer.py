@@ -54,6 +54,7 @@ class _Recorder(TorchDispatchMode):
                  compute: bool = True):
         super().__init__()
         self.table, self.ctx, self.stack, self.measure, self.compute = table, ctx, module_stack, measure, compute
+        self.shape_only = _ShapeOnly()
         self.layers: list[Layer] = []
         self.names: set[str] = set()
         self.per_module: Counter = Counter()
@@ -70,7 +71,7 @@ class _Recorder(TorchDispatchMode):
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
                 return decomposed
-        out = func(*args, **kwargs) if self.compute or name not in SHAPE_ONLY_OPS else _zeros_like_result(func, args, kwargs)
+        out = func(*args, **kwargs) if self.compute or name not in SHAPE_ONLY_OPS else self.shape_only(func, args, kwargs)
         if handler is None:
             if name in FREE_OPS:
                 self.ignored[name] += 1
@@ -159,23 +160,45 @@ class _Recorder(TorchDispatchMode):
 
 #: The ops whose arithmetic dominates a forward pass; ``compute=False`` runs them on shapes only.
 SHAPE_ONLY_OPS = frozenset(
-    f"aten.{n}" for n in "convolution _convolution mm bmm addmm baddbmm _scaled_dot_product_flash_attention_for_cpu".split()
+    f"aten.{n}" for n in """convolution _convolution mm bmm addmm baddbmm _scaled_dot_product_flash_attention_for_cpu
+    native_batch_norm _native_batch_norm_legit_no_training relu_ hardtanh_ add_""".split()
 )
 
 
-def _zeros_like_result(func: Any, args: tuple, kwargs: dict) -> Any:
-    """The op's result shape from its meta kernel, filled with zeros (no arithmetic)."""
-    from torch.utils._python_dispatch import _disable_current_modes
-    from torch.utils._pytree import tree_map
+class _ShapeOnly:
+    """Results of :data:`SHAPE_ONLY_OPS` from shapes alone, for ``trace(compute=False)``.
 
-    def to_meta(t: Any) -> Any:
-        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta") if isinstance(t, torch.Tensor) else t
+    The output shape comes from the op's meta kernel; the values are zeros from one
+    buffer per (shape, dtype), shared because nothing downstream reads them: in-place ops
+    of the set return their input untouched and batch norm keeps its input's shape.
+    """
 
-    def to_zeros(t: Any) -> Any:
-        return torch.zeros(t.shape, dtype=t.dtype) if isinstance(t, torch.Tensor) else t
+    def __init__(self) -> None:
+        self.buffers: dict[tuple, torch.Tensor] = {}
 
-    with _disable_current_modes():
-        return tree_map(to_zeros, func(*tree_map(to_meta, args), **tree_map(to_meta, kwargs)))
+    def zeros(self, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+        key = (tuple(shape), dtype)
+        if key not in self.buffers:
+            self.buffers[key] = torch.zeros(shape, dtype=dtype)
+        return self.buffers[key]
+
+    def __call__(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        from torch.utils._python_dispatch import _disable_current_modes
+        from torch.utils._pytree import tree_map
+
+        name = op_name(func)
+        if name.endswith("_"):
+            return args[0]
+        if "batch_norm" in name:
+            x = args[0]
+            return x, self.zeros((0,), x.dtype), self.zeros((0,), x.dtype)
+
+        def to_meta(t: Any) -> Any:
+            return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta") if isinstance(t, torch.Tensor) else t
+
+        with _disable_current_modes():
+            result = func(*tree_map(to_meta, args), **tree_map(to_meta, kwargs))
+        return tree_map(lambda t: self.zeros(t.shape, t.dtype) if isinstance(t, torch.Tensor) else t, result)
 
 
 def _flat_tensors(args: tuple) -> list[torch.Tensor]:
@@ -185,19 +208,25 @@ def _flat_tensors(args: tuple) -> list[torch.Tensor]:
 
 @contextmanager
 def _module_tracking(model: nn.Module, stack: list[tuple[str, bool]]) -> Iterator[None]:
-    """Push (path, is_leaf) while each submodule runs its forward."""
-    handles = []
-    for path, module in model.named_modules():
-        leaf = next(module.children(), None) is None
+    """Push (path, is_leaf) while each of the model's modules runs its forward.
 
-        def pre(mod, inputs, _entry=(path, leaf)):
-            stack.append(_entry)
+    Two global hooks and a dict look-up, not two hooks per module: registering hooks on
+    every module of a ResNet-50 cost more than counting it.
+    """
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-        def post(mod, inputs, output):
+    entries = {id(module): (path, next(module.children(), None) is None) for path, module in model.named_modules()}
+
+    def pre(module: nn.Module, inputs: Any) -> None:
+        entry = entries.get(id(module))
+        if entry is not None:
+            stack.append(entry)
+
+    def post(module: nn.Module, inputs: Any, output: Any) -> None:
+        if id(module) in entries:
             stack.pop()
 
-        handles.append(module.register_forward_pre_hook(pre))
-        handles.append(module.register_forward_hook(post, always_call=True))
+    handles = [register_module_forward_pre_hook(pre), register_module_forward_hook(post, always_call=True)]
     try:
         yield
     finally:
@@ -208,16 +237,17 @@ def _module_tracking(model: nn.Module, stack: list[tuple[str, bool]]) -> Iterato
 @contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
     """Inference mode for the trace (dropout off, BN running stats), restored afterwards."""
-    modes = {m: m.training for m in model.modules()}
+    training = [m for m in model.modules() if m.training]
     fastpath = torch.backends.mha.get_fastpath_enabled()
-    model.eval()
+    for m in training:
+        m.training = False
     torch.backends.mha.set_fastpath_enabled(False)  # fused MHA kernels hide their matmuls
     try:
         yield
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-        for m, training in modes.items():
-            m.train(training)
+        for m in training:
+            m.training = True
 
 
 def _param_storages(model: nn.Module) -> dict[int, int]:
