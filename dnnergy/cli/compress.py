@@ -87,14 +87,9 @@ def run_compress(job: Job, method: str, max_drop: float, options: dict) -> tuple
     model, dataset = job.model, job.dataset
     fine_tune = lambda m, masks: data_pkg.fine_tune(m, dataset, masks, epochs=options.get("epochs", 3))  # noqa: E731
     if method == "magnitude":
-        kept, record = model, None
-        for sparsity in options["schedule"]:
-            candidate, step = C.iterative_magnitude_prune(kept, [sparsity], fine_tune=fine_tune, evaluate=job.evaluate_val, scope=options.get("scope", "layer"))
-            if job.evaluate_val(model) - job.evaluate_val(candidate) > max_drop:
-                break
-            kept, record = candidate, step
-        details = record.to_dict() if record else {"steps": [], "note": "no sparsity kept the accuracy"}
-        result = kept
+        result, record = C.iterative_magnitude_prune(model, options["schedule"], fine_tune=fine_tune, evaluate=job.evaluate_val,
+                                                     scope=options.get("scope", "layer"), min_accuracy=job.evaluate_val(model) - max_drop)
+        details = record.to_dict()
     elif method == "eap":
         calibration = dataset.train.tensors[0][: options.get("calibration", 2000)]
         config = C.EAPConfig(accuracy_drop=max_drop, rounds=options.get("rounds", 2))

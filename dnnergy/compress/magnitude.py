@@ -59,6 +59,7 @@ def iterative_magnitude_prune(
     energy_fn: Callable[[nn.Module], float] | None = None,
     scope: Scope = "layer",
     layers: Sequence[str] | None = None,
+    min_accuracy: float | None = None,
 ) -> tuple[nn.Module, PruningRecord]:
     """Han et al.'s prune / retrain loop over a ``schedule`` of increasing sparsities.
 
@@ -66,9 +67,14 @@ def iterative_magnitude_prune(
     weights are masked (:func:`magnitude_prune`), then ``fine_tune(model, masks)``
     retrains with the masks fixed (e.g. ``lambda m, k: dnnergy.data.fine_tune(m, data,
     k)``) and ``evaluate(model)`` (accuracy, a fraction) is recorded. ``energy_fn`` (any
-    ``model -> float``) is measured before and after. The input model is not changed;
-    returns the pruned copy (masks made permanent) and a :class:`PruningRecord`.
+    ``model -> float``) is measured before and after. With ``min_accuracy`` (a fraction,
+    needs ``evaluate``) the loop stops at the first step whose accuracy after
+    fine-tuning falls below it and keeps the previous step's model (that step is recorded
+    as not accepted). The input model is not changed; returns the pruned copy (masks
+    made permanent) and a :class:`PruningRecord`.
     """
+    if min_accuracy is not None and evaluate is None:
+        raise UserInputError("iterative_magnitude_prune: min_accuracy needs an evaluate function")
     if not schedule or any(not 0.0 <= s <= 1.0 for s in schedule):
         raise UserInputError(f"iterative_magnitude_prune: schedule must be non-empty sparsities in [0, 1] (got {list(schedule)})")
     if any(b < a for a, b in zip(schedule, schedule[1:])):
@@ -78,12 +84,23 @@ def iterative_magnitude_prune(
     e0 = energy_fn(pruned) if energy_fn else None
     masks = Masks(pruned, reversible=False)
     steps = []
+    accuracy = acc0
     for i, sparsity in enumerate(schedule):
+        saved = (copy.deepcopy(pruned.state_dict()), {k: v.clone() for k, v in masks.items()})
         magnitude_prune(pruned, sparsity, scope=scope, layers=layers, masks=masks)
         if fine_tune is not None:
             fine_tune(pruned, masks)
             masks.apply()
-        steps.append(PruneStep(i, "", masks.sparsity(), evaluate(pruned) if evaluate else None, True, fine_tune is not None))
+        step_accuracy = evaluate(pruned) if evaluate else None
+        accepted = min_accuracy is None or step_accuracy >= min_accuracy
+        steps.append(PruneStep(i, "", masks.sparsity(), step_accuracy, accepted, fine_tune is not None))
+        if not accepted:  # undo this step and stop
+            masks.remove()
+            pruned.load_state_dict(saved[0])
+            masks = Masks(pruned, reversible=False)
+            masks.update(saved[1])
+            break
+        accuracy = step_accuracy
     chosen = list(masks)
     masks.remove()
     record = PruningRecord(
@@ -91,7 +108,7 @@ def iterative_magnitude_prune(
         layers=weight_sparsity(pruned, chosen),
         steps=tuple(steps),
         accuracy_before=acc0,
-        accuracy_after=steps[-1].accuracy,
+        accuracy_after=accuracy,
         energy_before=e0,
         energy_after=energy_fn(pruned) if energy_fn else None,
         energy_unit=getattr(energy_fn, "unit", ""),

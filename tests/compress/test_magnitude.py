@@ -84,3 +84,22 @@ def test_iterative_rejects_bad_schedules(schedule, match):
 def test_model_without_prunable_layers_is_an_error():
     with pytest.raises(UserInputError, match="no prunable"):
         magnitude_prune(nn.Sequential(nn.ReLU()), 0.5)
+
+
+def test_iterative_schedule_stops_below_min_accuracy_and_keeps_the_previous_step():
+    # A stand-in accuracy of 1 - (fraction of zero weights): the 0.7 step gives 0.3 < 0.35,
+    # so the loop must stop there and return the 0.6-sparse model.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 10))
+
+    def accuracy(model):
+        weights = [m.weight for m in model if isinstance(m, nn.Linear)]
+        zeros = sum(int((w == 0).sum()) for w in weights)
+        return 1 - zeros / sum(w.numel() for w in weights)
+
+    pruned, record = iterative_magnitude_prune(net, [0.5, 0.6, 0.7, 0.9], evaluate=accuracy, min_accuracy=0.35)
+    assert accuracy(pruned) == pytest.approx(0.4)  # 60 of each layer's 100 weights are zero
+    assert [s.accepted for s in record.steps] == [True, True, False]
+    assert record.accuracy_after == pytest.approx(0.4)
+    with pytest.raises(UserInputError, match="min_accuracy needs an evaluate"):
+        iterative_magnitude_prune(net, [0.5], min_accuracy=0.5)
