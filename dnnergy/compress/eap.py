@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserInputError
-from .masks import Masks, PruneStep, PruningRecord, prunable_parameters, weight_sparsity
+from .masks import Masks, PruneStep, PruningRecord, prunable_parameters, rollback, snapshot, weight_sparsity
 from .reconstruct import input_gram, least_squares, set_weight_rows, weight_rows
 
 __all__ = ["EAPConfig", "energy_aware_prune", "select_by_output_error", "layer_energies"]
@@ -176,7 +176,7 @@ def energy_aware_prune(
     masks = Masks(pruned, reversible=False)
     steps, orders, accuracy = [], [], acc0
     for iteration in range(config.max_iterations):
-        saved = (copy.deepcopy(pruned.state_dict()), {k: v.clone() for k, v in masks.items()})
+        saved = snapshot(pruned, masks)
         energies = layer_energies(pruned, energy_fn, names)
         order = tuple(sorted(names, key=lambda n: -energies[n]))  # stable: ties keep model order
         orders.append(order)
@@ -194,10 +194,7 @@ def energy_aware_prune(
             accuracy = evaluate(pruned)
             steps.append(PruneStep(iteration, "", masks.sparsity(), accuracy, accuracy >= target, True))
         if accuracy < target:  # fine-tuning could not hold the target: undo this iteration
-            masks.remove()
-            pruned.load_state_dict(saved[0])
-            masks = Masks(pruned, reversible=False)
-            masks.update(saved[1])
+            masks = rollback(pruned, masks, saved)
             accuracy = evaluate(pruned)
             break
     masks.remove()

@@ -17,7 +17,7 @@ from typing import Callable, Literal, Sequence
 from torch import nn
 
 from ..errors import UserInputError
-from .masks import Masks, PruneStep, PruningRecord, lowest_score_masks, prunable_parameters, weight_sparsity
+from .masks import Masks, PruneStep, PruningRecord, lowest_score_masks, prunable_parameters, rollback, snapshot, weight_sparsity
 
 __all__ = ["magnitude_prune", "iterative_magnitude_prune"]
 
@@ -86,7 +86,7 @@ def iterative_magnitude_prune(
     steps = []
     accuracy = acc0
     for i, sparsity in enumerate(schedule):
-        saved = (copy.deepcopy(pruned.state_dict()), {k: v.clone() for k, v in masks.items()})
+        saved = snapshot(pruned, masks)
         magnitude_prune(pruned, sparsity, scope=scope, layers=layers, masks=masks)
         if fine_tune is not None:
             fine_tune(pruned, masks)
@@ -95,10 +95,7 @@ def iterative_magnitude_prune(
         accepted = min_accuracy is None or step_accuracy >= min_accuracy
         steps.append(PruneStep(i, "", masks.sparsity(), step_accuracy, accepted, fine_tune is not None))
         if not accepted:  # undo this step and stop
-            masks.remove()
-            pruned.load_state_dict(saved[0])
-            masks = Masks(pruned, reversible=False)
-            masks.update(saved[1])
+            masks = rollback(pruned, masks, saved)
             break
         accuracy = step_accuracy
     chosen = list(masks)

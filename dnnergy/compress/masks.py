@@ -21,6 +21,8 @@ can be passed wherever a plain dict of masks is expected (e.g. a masked fine-tun
 
 from __future__ import annotations
 
+import copy
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Literal
@@ -39,6 +41,9 @@ __all__ = [
     "PRUNABLE_MODULES",
     "PruneStep",
     "PruningRecord",
+    "Snapshot",
+    "snapshot",
+    "rollback",
 ]
 
 #: Module types whose ``weight`` is pruned by default (biases and norm layers are not).
@@ -387,3 +392,25 @@ class Masks(Mapping):
         self._originals.clear()
         self._active = False
 
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A model's weights and its masks at one point of a prune / fine-tune loop."""
+
+    state: dict[str, Tensor]
+    masks: dict[str, Tensor]
+
+
+def snapshot(model: nn.Module, masks: Masks) -> Snapshot:
+    """Copy the weights and masks, to :func:`rollback` to if the next step costs too much accuracy."""
+    return Snapshot(copy.deepcopy(model.state_dict()), {name: keep.clone() for name, keep in masks.items()})
+
+
+def rollback(model: nn.Module, masks: Masks, saved: Snapshot) -> Masks:
+    """Restore ``model`` to ``saved`` in place and return fresh (irreversible) masks equal to the saved ones."""
+    masks.remove()
+    model.load_state_dict(saved.state)
+    restored = Masks(model, reversible=False)
+    restored.update(saved.masks)
+    return restored
