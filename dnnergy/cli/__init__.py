@@ -199,27 +199,19 @@ def demo() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``dnnergy`` script: user errors exit 2 with one line, no traceback."""
+    """Entry point of the ``dnnergy`` script: user errors exit 2 with one line, no traceback.
+
+    Usage errors are handled by typer itself (standalone mode, exit 2); errors dnnergy
+    raises on purpose are caught here.
+    """
     import warnings
 
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="dnnergy")
     except DnnergyError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except FileNotFoundError as exc:
         typer.echo(f"error: file not found: {exc.filename}", err=True)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

