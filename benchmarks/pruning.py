@@ -41,20 +41,20 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
 
-from dnnergy import trace
 from dnnergy.compress import (
     EAPConfig,
+    EnergyObjective,
     Masks,
     StructuredConfig,
     energy_aware_prune,
     eliminate_neurons,
     elimination_sweep,
+    energy_objective,
     iterative_magnitude_prune,
     prunable_parameters,
     prune_structured,
 )
 from dnnergy.data import Dataset, evaluate, fine_tune, load_dataset, pretrained, train
-from dnnergy.energy import estimate
 from dnnergy.errors import UserInputError
 
 SECTION = "Pruning"
@@ -62,46 +62,9 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results.md"
 PRESETS = (("eyeriss", "row_stationary"), ("horowitz45", "weights_once"))
 EAP_TARGET = 1.5  # issue 4: EAP energy reduction >= 1.5x magnitude pruning's
 SEED002 = {"lenet300": 26.71, "lenet5": 33.02}  # seed 002, "Energy Comparison", Original/After totals
-_DENSITY_FIELDS = ("w_density", "i_density", "o_density", "mac_density", "w_stats", "i_stats", "o_stats")
-
-
-# -- energy per image ------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True, eq=False)
-class PerImageEnergy:
-    """Energy of classifying one image (batch 1) with densities measured on ``images``, in the preset's unit.
-
-    Counts come from a batch-1 trace; every layer's densities and zero-run statistics are
-    those of ``trace(model, images, measure=True)`` (the mean over the batch). Implements
-    ``by_module`` so energy-aware pruning can order layers by it.
-    """
-
-    images: Tensor
-    hardware: str
-    dataflow: str
-
-    @property
-    def unit(self) -> str:
-        from dnnergy.hardware import load_hardware
-
-        return load_hardware(self.hardware).unit
-
-    def _estimate(self, model: nn.Module):
-        measured = {layer.name: layer for layer in trace(model, self.images, measure=True).layers}
-        single = trace(model, (1, *self.images.shape[1:]))
-        workload = single.replace_layers({name: {f: getattr(measured[name], f) for f in _DENSITY_FIELDS}
-                                          for name in (layer.name for layer in single.layers) if name in measured})
-        return workload, estimate(workload, self.hardware, self.dataflow, non_mac="exclude")
-
-    def __call__(self, model: nn.Module) -> float:
-        return self._estimate(model)[1].total
-
-    def by_module(self, model: nn.Module) -> dict[str, float]:
-        workload, report = self._estimate(model)
-        per_layer, out = report.by_layer(), {}
-        for layer in workload.layers:
-            out[layer.module] = out.get(layer.module, 0.0) + per_layer.get(layer.name, 0.0)
-        return out
+def per_image_energy(images: Tensor, hardware: str, dataflow: str) -> EnergyObjective:
+    """Energy of classifying one image (batch 1) with densities measured on ``images``, CONV/FC layers only."""
+    return energy_objective(images, hardware, dataflow, per_image=True, non_mac="exclude")
 
 
 # -- setup -----------------------------------------------------------------------------------------
@@ -130,7 +93,7 @@ class Setup:
     budget: Budget
     max_drop: float
     val0: float
-    steer: PerImageEnergy  # eyeriss energy on validation images: what energy-aware methods minimise
+    steer: EnergyObjective  # eyeriss energy on validation images: what energy-aware methods minimise
 
     @property
     def floor(self) -> float:
@@ -364,7 +327,7 @@ def nonzero_weights(model: nn.Module) -> int:
     return sum(int(p.count_nonzero()) for p in prunable_parameters(model).values())
 
 
-def measure(method: str, outcome: Outcome, s: Setup, energies: tuple[PerImageEnergy, ...], seconds: float) -> Row:
+def measure(method: str, outcome: Outcome, s: Setup, energies: tuple[EnergyObjective, ...], seconds: float) -> Row:
     return Row(method, outcome.strength, s.val(outcome.model), evaluate(outcome.model, s.data.test),
                nonzero_weights(outcome.model), tuple(e(outcome.model) for e in energies), outcome.epochs,
                outcome.trials, seconds)
@@ -413,8 +376,8 @@ def run_model(name: str, data: Dataset, max_drop: float, log: Callable[[str], No
     start = time.perf_counter()
     model = load_model(name, data)
     test_images = data.test.tensors[0][:64]
-    energies = tuple(PerImageEnergy(test_images, hw, flow) for hw, flow in PRESETS)
-    steer = PerImageEnergy(data.val.tensors[0][:64], *PRESETS[0])
+    energies = tuple(per_image_energy(test_images, hw, flow) for hw, flow in PRESETS)
+    steer = per_image_energy(data.val.tensors[0][:64], *PRESETS[0])
     s = Setup(model, data, BUDGETS[name], max_drop, evaluate(model, data.val), steer)
     base = measure("baseline (dense)", Outcome(model, "-", 0, 0), s, energies, 0.0)
     log(f"[{name}] baseline val {base.val:.3f} test {base.test:.3f}, {base.weights:,} weights, energy/image "

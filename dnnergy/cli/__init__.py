@@ -134,7 +134,7 @@ def compress(
         console.print(f"{model} / {method}: test accuracy {summary['accuracy_before']:.2%} -> {summary['accuracy_after']:.2%}")
         console.print(f"non-zero weights {summary['nonzero_weights_before']:,} -> {summary['nonzero_weights_after']:,}"
                       f" (of {summary['weights_after']:,} after)")
-        console.print(f"energy per image ({hardware}, {dataflow}) {fmt_energy(summary['energy_before'], unit)} -> "
+        console.print(f"energy per image at batch 1 ({hardware}, {dataflow}) {fmt_energy(summary['energy_before'], unit)} -> "
                       f"{fmt_energy(summary['energy_after'], unit)} {unit}: {summary['energy_reduction']:.2f}x less, in {summary['seconds']:.1f} s")
     if out:
         for path in save_compressed(out, compressed, summary):

@@ -53,7 +53,7 @@ def prepare(spec: str, data: str, hardware: str, dataflow: str, weights: str | N
     else:
         data_pkg.train(model, dataset, progress=progress)
     example = images[:32]
-    return Job(spec, model.eval(), dataset, example, energy_objective(example, hardware, dataflow),
+    return Job(spec, model.eval(), dataset, example, energy_objective(example, hardware, dataflow, per_image=True),
                partial(data_pkg.evaluate, data=(images, dataset.val.tensors[1])))
 
 

@@ -50,7 +50,7 @@ def _prune_lenet300() -> None:
     validation = (dataset.val.tensors[0], dataset.val.tensors[1])
     evaluate = partial(data.evaluate, data=validation)
     images = dataset.val.tensors[0][:32]
-    objectives = {hw: energy_objective(images, hw, flow) for hw, flow in (("eyeriss", "row_stationary"), ("horowitz45", "weights_once"))}
+    objectives = {hw: energy_objective(images, hw, flow, per_image=True) for hw, flow in (("eyeriss", "row_stationary"), ("horowitz45", "weights_once"))}
     with console.status("energy-aware pruning: highest-energy layer first, least-squares restore, fine-tuning", spinner="dots"):
         pruned, record = energy_aware_prune(
             model, evaluate=evaluate, calibration=dataset.train.tensors[0][:1500], energy_fn=objectives["eyeriss"],
@@ -60,7 +60,7 @@ def _prune_lenet300() -> None:
     for hw, objective in objectives.items():
         before, after = objective(model), objective(pruned)
         unit = "" if objective.unit == "pJ" else f" {objective.unit}"  # pJ values print as joules
-        console.print(f"  energy per image on {hw}: {energy(before, objective.unit)} -> {energy(after, objective.unit)}{unit}"
+        console.print(f"  energy per image (batch 1) on {hw}: {energy(before, objective.unit)} -> {energy(after, objective.unit)}{unit}"
                       f" ({before / after:.1f}x less)")
     for layer in record.layers:
         console.print(f"  {layer.name}: {layer.sparsity:.0%} of {layer.numel:,} weights removed")

@@ -54,6 +54,10 @@ def _sum_by_module(workload: Workload, values: dict[str, float]) -> dict[str, fl
     return out
 
 
+#: Layer fields measured on real data that a batch-1 estimate borrows from the example batch.
+_MEASURED = ("w_density", "i_density", "o_density", "mac_density", "w_stats", "i_stats", "o_stats")
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class EnergyObjective:
     """Estimated energy of one forward pass on ``example_input``, in the hardware's unit.
@@ -62,14 +66,17 @@ class EnergyObjective:
     gate MACs and shrink coded DRAM traffic) or a shape (a random normal input);
     ``hardware`` a preset name (``"eyeriss"``: MAC-normalized, ``"horowitz45"``: pJ), a
     YAML path or a ``Hardware``; ``dataflow`` a registered dataflow name. The energy is
-    for the whole example batch. ``estimate_options`` are extra keyword arguments of
-    :func:`dnnergy.energy.estimate` as ``(name, value)`` pairs.
+    for the whole example batch, or with ``per_image=True`` for classifying one image
+    (batch-1 counts, so weights are fetched for that image alone) with the densities and
+    zero runs measured on the whole batch. ``estimate_options`` are extra keyword
+    arguments of :func:`dnnergy.energy.estimate` as ``(name, value)`` pairs.
     """
 
     example_input: Any
     hardware: Any = "eyeriss"
     dataflow: str = "row_stationary"
     estimate_options: tuple[tuple[str, Any], ...] = ()
+    per_image: bool = False
 
     def __post_init__(self) -> None:
         _check_example("EnergyObjective", self.example_input)
@@ -88,6 +95,11 @@ class EnergyObjective:
         from ..energy import estimate
 
         workload = trace(model, self.example_input, measure=True)
+        if self.per_image:
+            measured = {layer.name: layer for layer in workload.layers}
+            single = trace(model, (1, *workload.input_shapes[0][1:]))
+            workload = single.replace_layers({layer.name: {f: getattr(measured[layer.name], f) for f in _MEASURED}
+                                              for layer in single.layers if layer.name in measured})
         return workload, estimate(workload, self.hardware, self.dataflow, **dict(self.estimate_options))
 
     def report(self, model: nn.Module):
@@ -134,13 +146,15 @@ class MacsObjective:
         return _sum_by_module(*self._values(model))
 
 
-def energy_objective(example_input: Any, hardware: Any = "eyeriss", dataflow: str = "row_stationary", **estimate_options) -> EnergyObjective:
+def energy_objective(example_input: Any, hardware: Any = "eyeriss", dataflow: str = "row_stationary", *, per_image: bool = False,
+                     **estimate_options) -> EnergyObjective:
     """An :class:`EnergyObjective`: ``objective(model)`` is the estimated energy in the hardware's unit.
 
     Example: ``energy_objective(images[:8], "eyeriss", "row_stationary")(model)`` traces
-    ``model`` on 8 images with measured densities and returns ``estimate(...).total``.
+    ``model`` on 8 images with measured densities and returns ``estimate(...).total``;
+    with ``per_image=True`` it is the energy of one image at batch 1 with those densities.
     """
-    return EnergyObjective(example_input, hardware, dataflow, tuple(sorted(estimate_options.items())))
+    return EnergyObjective(example_input, hardware, dataflow, tuple(sorted(estimate_options.items())), per_image)
 
 
 def macs_objective(example_input: Any, nonzero: bool = True) -> MacsObjective:
