@@ -52,7 +52,7 @@ import io
 import subprocess
 import sys
 import warnings
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import pytest
@@ -64,6 +64,7 @@ from torch import nn
 
 import dnnergy
 from dnnergy import zoo
+from test_trace_ops import HandWrittenAttention  # the same block, reused (pytest puts this folder on sys.path)
 
 FVCORE_MAC_OPERATORS = frozenset({"conv", "linear", "addmm", "mm", "matmul", "bmm", "einsum"})
 PTFLOPS_MAC_MODULES = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.MultiheadAttention)
@@ -165,23 +166,6 @@ class MHABlock(nn.Module):
         return self.out(y)
 
 
-class EinsumAttention(nn.Module):
-    """Hand-written multi-head attention: ``matmul`` for scores, ``einsum`` for the values."""
-
-    def __init__(self, dim: int = 16, heads: int = 2):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        B, L, D = x.shape
-        q, k, v = (t.reshape(B, L, self.heads, D // self.heads).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
-        scores = torch.matmul(q, k.transpose(-2, -1)) * (D // self.heads) ** -0.5
-        y = torch.einsum("bhls,bhsd->bhld", scores.softmax(-1), v)
-        return self.proj(y.transpose(1, 2).reshape(B, L, D))
-
-
 class BmmMixer(nn.Module):
     """Token mixing with an explicit ``torch.bmm`` (a Gram matrix) between activations."""
 
@@ -260,7 +244,7 @@ TEST_MODELS = {
     "linear_3d_input": (TokenMLP, (2, 7, 16)),
     "mha_batch_first": (lambda: MHABlock(True), (2, 6, 16)),
     "mha_seq_first": (lambda: MHABlock(False), (6, 2, 16)),
-    "einsum_attention": (EinsumAttention, (2, 5, 16)),
+    "einsum_attention": (partial(HandWrittenAttention, 16, 2), (2, 5, 16)),  # matmul scores, einsum values
     "bmm": (BmmMixer, (3, 6, 12)),
     "embedding_linear": (EmbeddingClassifier, "ids"),
     "residual": (ResidualNet, (1, 8, 10, 10)),
