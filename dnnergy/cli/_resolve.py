@@ -93,10 +93,7 @@ def load_workload(spec: str, input_shape: Sequence[int] | None = None, batch: in
         path = Path(spec)
         if not path.is_file():
             raise UserInputError(f"file not found: {spec}")
-        shapes = [tuple(input_shape)] if input_shape else None
-        if batch is not None and shapes:
-            shapes = [(batch, *shapes[0][1:])]
-        return from_onnx(path, input_shapes=shapes)
+        return from_onnx(path, input_shapes=[tuple(input_shape)] if input_shape else None, batch=batch)
     model, shape, name = load_model(spec, input_shape, batch)
     if measure_input is not None:
         return trace(model, measure_input, name=name, measure=True)

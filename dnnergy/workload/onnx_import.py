@@ -171,6 +171,19 @@ def _fix_inputs(file: Path, inputs: list, input_shapes: Any) -> None:
             dim.dim_value = value
 
 
+def _fix_batch(file: Path, inputs: list, batch: int) -> None:
+    """Set every input's leading (batch) dimension to ``batch``; a different fixed one is an error."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UserInputError(f"{file}: batch must be a positive int (got {batch!r})")
+    for graph_input in inputs:
+        dims = graph_input.type.tensor_type.shape.dim
+        if not dims:
+            continue
+        if dims[0].HasField("dim_value") and dims[0].dim_value not in (0, batch):
+            raise UserInputError(f"{file}: input {graph_input.name!r} has a fixed batch dimension of {dims[0].dim_value} (asked for {batch})")
+        dims[0].dim_value = batch
+
+
 def _check_inputs(file: Path, graph: Any, inputs: list) -> tuple[tuple[int, ...], ...]:
     """The graph inputs' shapes; an OnnxImportError naming the input and its first reader if one is dynamic."""
     shapes = []
@@ -333,11 +346,12 @@ def _convert(g: _Graph, nodes: Sequence[Any]) -> tuple[list[Layer], Counter, dic
     return layers, ignored, unsupported
 
 
-def from_onnx(path: str | Path, *, input_shapes: Any = None, strict: bool = False) -> Workload:
+def from_onnx(path: str | Path, *, input_shapes: Any = None, batch: int | None = None, strict: bool = False) -> Workload:
     """Read an ONNX model file into a :class:`Workload` (the records ``trace`` gives for the same model).
 
     ``input_shapes`` fixes dynamic input dimensions: ``(1, 3, 224, 224)`` for a one-input
-    graph, one shape per graph input, or ``{"input": (1, 3, 224, 224)}``. Counts follow
+    graph, one shape per graph input, or ``{"input": (1, 3, 224, 224)}``; ``batch`` sets
+    every input's leading dimension (an error where the file fixes a different one). Counts follow
     :class:`Layer`: MACs (one per filter tap per output, bias not counted), other ops and
     element counts (tensor elements, not bytes). Free ops (reshapes, shape arithmetic,
     constants) are counted in ``Workload.ignored`` as ``onnx.<OpType>``; nodes that
@@ -356,6 +370,8 @@ def from_onnx(path: str | Path, *, input_shapes: Any = None, strict: bool = Fals
     inputs = [i for i in model.graph.input if i.name not in initialized]
     if input_shapes is not None:
         _fix_inputs(file, inputs, input_shapes)
+    if batch is not None:
+        _fix_batch(file, inputs, batch)
     shapes = _check_inputs(file, model.graph, inputs)
     initializers = _strip_weights(onnx, model.graph)
     graph = _Graph(onnx, file, _infer(onnx, file, model, shapes), initializers)

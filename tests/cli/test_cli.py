@@ -144,3 +144,23 @@ def test_demo_runs_end_to_end(capsys, tmp_path, monkeypatch):
 
     factors = [float(f) for f in re.findall(r"\((\d+(?:\.\d+)?)x less\)", out)]
     assert len(factors) == 2 and all(f > 1 for f in factors)
+
+
+def test_summary_reads_onnx_files(capsys, tmp_path):
+    import warnings
+
+    import torch
+
+    from dnnergy.zoo import create_model
+
+    path = tmp_path / "lenet5.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(create_model("lenet5").eval(), torch.randn(1, 1, 28, 28), str(path), dynamo=False,
+                          opset_version=17, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    code, out, err = run(capsys, "summary", str(path), "--batch", "2", "--json")
+    assert code == 0, err
+    assert json.loads(out)["totals"]["macs"] == 2 * 2_293_000  # two images of LeNet-5
+    (tmp_path / "bad.onnx").write_text("not a protobuf")
+    code, _, err = run(capsys, "summary", str(tmp_path / "bad.onnx"))
+    assert code == 2 and "not a readable ONNX model" in err

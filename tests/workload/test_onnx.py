@@ -427,3 +427,20 @@ def test_custom_domain_node(tmp_path, declared):
         assert not imported.layers
         assert (imported.unsupported[1].op, imported.unsupported[1].modules) == (
             "onnx.Relu (input shape unknown after an unsupported op)", ("/act/Relu",))
+
+
+def test_batch_fills_a_dynamic_leading_dimension_and_refuses_a_fixed_one(tmp_path):
+    import warnings
+
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5))
+    dynamic, fixed = tmp_path / "dynamic.onnx", tmp_path / "fixed.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.randn(1, 3, 4), str(dynamic), dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "n"}})
+        torch.onnx.export(model, torch.randn(1, 3, 4), str(fixed), dynamo=False)
+    assert from_onnx(dynamic, batch=3).macs == 3 * 12 * 5  # three vectors of 12 times a 12 x 5 matrix
+    with pytest.raises(UserInputError, match="fixed batch dimension of 1"):
+        from_onnx(fixed, batch=3)
