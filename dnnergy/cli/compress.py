@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import UserInputError
 
-__all__ = ["METHODS", "Job", "prepare", "run_compress", "run_tradeoff", "save_compressed", "FORMAT"]
+__all__ = ["METHODS", "Job", "prepare", "watched", "progress_display", "run_compress", "run_tradeoff", "save_compressed", "FORMAT"]
 
 METHODS = ("eap", "magnitude", "structured", "eliminate")
 TRADEOFF_METHODS = ("magnitude", "structured")
@@ -70,6 +70,36 @@ def _load_weights(model: nn.Module, path: str) -> None:
     except (RuntimeError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise UserInputError(f"{path}: weights do not fit the architecture: {first}") from None
+
+
+def watched(job: Job, label: str, progress: Any) -> Job:
+    """The job with an evaluation function that reports each trial to a rich ``progress`` display.
+
+    Every method evaluates once per trial (a pruning step, a sweep point, a channel
+    choice), so this shows live progress without the methods knowing about the display.
+    """
+    from dataclasses import replace
+
+    task = progress.add_task(label, total=None)
+    trials = [0]
+
+    def evaluate(model: nn.Module) -> float:
+        accuracy = job.evaluate_val(model)
+        trials[0] += 1
+        progress.update(task, description=f"{label}: trial {trials[0]}, validation accuracy {accuracy:.2%}")
+        return accuracy
+
+    return replace(job, evaluate_val=evaluate)
+
+
+def progress_display():
+    """A rich progress display on stderr (``--json`` on stdout stays clean), shown only on a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                    console=console, transient=True, disable=not console.is_terminal)
 
 
 def _nonzero_weights(model: nn.Module) -> tuple[int, int]:
