@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ._layers import conv_bn
+from ._layers import StagedNet, conv_bn
 from ._registry import register_model
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet50"]
@@ -53,12 +53,11 @@ class Bottleneck(nn.Module):
         return self.relu(self.body(x) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(StagedNet):
     """A ResNet of ``block`` type with ``depths`` blocks per stage (stages 2-4 start with stride 2)."""
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], depths: tuple[int, ...], num_classes: int = 1000, stride_on_3x3: bool = True):
         super().__init__()
-        self.stem = nn.Sequential(conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1))
         blocks: list[nn.Module] = []
         cin = 64
         for stage, depth in enumerate(depths):
@@ -66,12 +65,7 @@ class ResNet(nn.Module):
             for i in range(depth):
                 blocks.append(block(cin, width, 2 if stage > 0 and i == 0 else 1, stride_on_3x3))
                 cin = width * block.expansion
-        self.stages = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.pool(self.stages(self.stem(x))).flatten(1))
+        self.finish(nn.Sequential(conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1)), blocks, cin, num_classes)
 
 
 @register_model(

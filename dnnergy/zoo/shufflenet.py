@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layers import channel_shuffle, conv_bn
+from ._layers import StagedNet, channel_shuffle, conv_bn
 from ._registry import register_model
 
 __all__ = ["ShuffleUnit", "ShuffleNetV1", "shufflenet"]
@@ -45,24 +45,18 @@ class ShuffleUnit(nn.Module):
         return self.relu(y)
 
 
-class ShuffleNetV1(nn.Module):
+class ShuffleNetV1(StagedNet):
     """ShuffleNet v1 at 1x width with ``groups`` in {1, 2, 3, 4, 8} (Table 1)."""
 
     def __init__(self, groups: int = 3, num_classes: int = 1000):
         super().__init__()
-        self.stem = nn.Sequential(conv_bn(3, 24, 3, 2), nn.MaxPool2d(3, 2, 1))
         units: list[nn.Module] = []
         cin = 24
         for stage, (cout, repeats) in enumerate(zip(_WIDTHS[groups], _REPEATS)):
             for i in range(repeats):
                 units.append(ShuffleUnit(cin, cout, 2 if i == 0 else 1, groups, first_grouped=stage > 0 or i > 0))
                 cin = cout
-        self.stages = nn.Sequential(*units)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.pool(self.stages(self.stem(x))).flatten(1))
+        self.finish(nn.Sequential(conv_bn(3, 24, 3, 2), nn.MaxPool2d(3, 2, 1)), units, cin, num_classes)
 
 
 @register_model(
