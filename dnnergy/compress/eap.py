@@ -79,17 +79,27 @@ class EAPConfig:
 
 
 def _removal_costs(gram: Tensor, weight: Tensor, keep: Tensor, damping: float) -> Tensor:
-    """OBS cost ``w_q^2 / [G_KK^-1]_qq`` of every kept weight of every row (inf for removed ones)."""
+    """OBS cost ``w_q^2 / [G_KK^-1]_qq`` of every kept weight of every row (inf for removed ones).
+
+    ``[G_KK^-1]`` comes from ``H = G^-1`` by the Schur complement ``H_KK - H_KS H_SS^-1 H_SK``
+    when a row removed fewer weights than it kept (an ``|S|``-sized solve), else directly.
+    """
     g = gram.to(torch.float64)
     g = g + damping * torch.diagonal(g).mean().clamp_min(1e-30) * torch.eye(g.shape[0], dtype=g.dtype)
     costs = torch.full(weight.shape, math.inf, dtype=torch.float64)
     patterns, inverse = torch.unique(keep, dim=0, return_inverse=True)
+    h = torch.cholesky_inverse(torch.linalg.cholesky(g)) if len(patterns) > 1 else None  # damped G is positive definite
     for p, pattern in enumerate(patterns):
         rows = torch.nonzero(inverse == p).flatten()
         cols = torch.nonzero(pattern).flatten()
         if cols.numel() == 0:
             continue
-        hinv = torch.diagonal(torch.cholesky_inverse(torch.linalg.cholesky(g[cols][:, cols])))
+        removed = torch.nonzero(~pattern).flatten()
+        if h is not None and removed.numel() < cols.numel():
+            h_ks = h[cols][:, removed]
+            hinv = torch.diagonal(h)[cols] - (h_ks * torch.linalg.solve(h[removed][:, removed], h_ks.T).T).sum(1)
+        else:
+            hinv = torch.diagonal(torch.cholesky_inverse(torch.linalg.cholesky(g[cols][:, cols])))
         costs[rows.unsqueeze(1), cols.unsqueeze(0)] = weight[rows][:, cols].to(torch.float64).square() / hinv
     return costs
 

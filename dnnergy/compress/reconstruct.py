@@ -157,8 +157,11 @@ def least_squares(gram: Tensor, weight: Tensor, keep: Tensor) -> Tensor:
     elimination). Returns ``w'`` ``(M, K)`` with ``w'[~keep] == 0`` minimising
     ``||X w' - X w||^2`` per row: the solution of ``G_KK w'_K = (G w)_K``, the
     minimum-norm one when ``G_KK`` is singular (equal to ``numpy.linalg.lstsq`` on the
-    kept columns of ``X``). Computed in float64, returned in ``weight``'s dtype.
-    Example: ``G = I`` gives plain zeroing, ``w' = w * keep``.
+    kept columns of ``X``). Computed in float64, returned in ``weight``'s dtype. A row
+    that removed fewer weights than it kept is solved in the equivalent OBS form
+    ``w'_K = w_K - H_KS H_SS^-1 w_S`` with ``H = G^-1`` (same unique solution when ``G``
+    is positive definite, a much smaller solve). Example: ``G = I`` gives plain
+    zeroing, ``w' = w * keep``.
     """
     if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
         raise UserInputError(f"least_squares: gram must be square K x K (got {tuple(gram.shape)})")
@@ -175,14 +178,34 @@ def least_squares(gram: Tensor, weight: Tensor, keep: Tensor) -> Tensor:
     patterns, inverse = (keep.unsqueeze(0), torch.zeros(w.shape[0], dtype=torch.long)) if keep.ndim == 1 else torch.unique(
         keep, dim=0, return_inverse=True
     )
+    h = _inverse(g[live][:, live]) if len(patterns) > 1 else None  # shared by every pattern that removed little
+    position = torch.cumsum(live, 0) - 1  # index of a live input among the live ones
     for p, pattern in enumerate(patterns):
         rows = torch.nonzero(inverse == p).flatten()
         cols = torch.nonzero(pattern & live).flatten()
         if cols.numel() == 0:
             continue
-        solution = _solve_psd(g[cols][:, cols], rhs[rows][:, cols].T)  # (|K|, rows)
-        out[rows.unsqueeze(1), cols.unsqueeze(0)] = solution.T
+        removed = torch.nonzero(~pattern & live).flatten()
+        if h is not None and removed.numel() < cols.numel():
+            # OBS form (Hassibi & Stork): w'_K = w_K - H_KS H_SS^-1 w_S with H = G^-1, an |S|-sized solve
+            k, s_ = position[cols], position[removed]
+            correction = h[k][:, s_] @ torch.linalg.solve(h[s_][:, s_], w[rows][:, removed].T)  # (|K|, rows)
+            out[rows.unsqueeze(1), cols.unsqueeze(0)] = w[rows][:, cols] - correction.T
+        else:
+            solution = _solve_psd(g[cols][:, cols], rhs[rows][:, cols].T)  # (|K|, rows)
+            out[rows.unsqueeze(1), cols.unsqueeze(0)] = solution.T
     return out.to(weight.dtype)
+
+
+def _inverse(g: Tensor) -> Tensor | None:
+    """``G^-1`` when ``G`` is safely positive definite (no tiny Cholesky pivot), else None."""
+    if g.shape[0] == 0:
+        return None
+    chol, info = torch.linalg.cholesky_ex(g)
+    pivots = torch.diagonal(chol).square()
+    if int(info) or not bool((pivots > 1e-8 * torch.diagonal(g).amax()).all()):
+        return None
+    return torch.cholesky_inverse(chol)
 
 
 def output_error(gram: Tensor, weight: Tensor, new_weight: Tensor) -> Tensor:

@@ -154,3 +154,23 @@ def test_eap_config_invalid(kwargs, match):
 def test_eap_config_valid_defaults():
     config = EAPConfig()
     assert (config.accuracy_drop, config.step, config.max_sparsity) == (0.01, 0.1, 0.95)
+
+
+def test_removal_costs_equal_the_direct_obs_formula_for_every_row_pattern():
+    # OBS cost of removing weight q from row r: w_q^2 / [(G_KK)^-1]_qq over the row's kept set
+    # K, computed here by inverting each G_KK directly (numpy).
+    from dnnergy.compress.eap import _removal_costs
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 9))
+    gram = x.T @ x
+    weight = rng.normal(size=(5, 9))
+    keep = np.ones((5, 9), dtype=bool)
+    for r, removed in enumerate([[], [0], [1, 2], [3, 4, 5, 6, 7], [0, 1, 2, 3, 4, 5, 6, 7]]):
+        keep[r, removed] = False
+    costs = _removal_costs(torch.from_numpy(gram), torch.from_numpy(weight), torch.from_numpy(keep), damping=0.0).numpy()
+    for r in range(5):
+        cols = np.flatnonzero(keep[r])
+        direct = weight[r, cols] ** 2 / np.diag(np.linalg.inv(gram[np.ix_(cols, cols)]))
+        np.testing.assert_allclose(costs[r, cols], direct, rtol=1e-9)
+        assert np.all(np.isinf(costs[r, ~keep[r]]))

@@ -135,3 +135,20 @@ def test_input_gram_of_hidden_layer_and_weight_roundtrip():
         input_gram(model, "fc9", x)
     with pytest.raises(UserInputError, match="supports Linear, Conv1d and Conv2d"):
         input_gram(model, "1", x)
+
+
+def test_rows_that_removed_little_use_the_obs_form_with_the_same_solution():
+    # 6 rows, 1-3 of 10 weights removed each (so the OBS form with G^-1 is used), well
+    # conditioned X: the unique solution must equal numpy's least squares on the kept columns.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 10))
+    w = rng.normal(size=(6, 10))
+    keep = np.ones((6, 10), dtype=bool)
+    for r in range(6):
+        keep[r, rng.choice(10, size=1 + r % 3, replace=False)] = False
+    refit = least_squares(torch.from_numpy(x.T @ x), torch.from_numpy(w), torch.from_numpy(keep)).numpy()
+    for r in range(6):
+        cols = np.flatnonzero(keep[r])
+        expected = np.zeros(10)
+        expected[cols] = np.linalg.lstsq(x[:, cols], x @ w[r], rcond=None)[0]
+        np.testing.assert_allclose(refit[r], expected, rtol=1e-9, atol=1e-9)
