@@ -117,16 +117,13 @@ def compress(
 
     from ._format import console, energy as fmt_energy
     from ._resolve import parse_fractions
-    from .compress import prepare, progress_display, run_compress, save_compressed, summarize, watched
+    from .compress import run_compress, save_compressed, summarize, watched_job
 
     schedule = parse_fractions(sparsity, "--sparsity")
-    with progress_display() as progress:
-        setup = progress.add_task(f"preparing {model} on {data} (training once if not cached)", total=None)
-        job = prepare(model, data, hardware, dataflow, weights, progress=False)
-        progress.remove_task(setup)
+    with watched_job(model, data, hardware, dataflow, weights, f"{method} on {model}") as job:
         start = time.perf_counter()
         options = {"schedule": schedule, "ratio": ratio, "criterion": criterion, "layer": layer, "epochs": epochs}
-        compressed, details = run_compress(watched(job, f"{method} on {model}", progress), method, max_accuracy_drop / 100, options)
+        compressed, details = run_compress(job, method, max_accuracy_drop / 100, options)
     summary = summarize(job, job.model, compressed, method, time.perf_counter() - start, details)
     if json_out:
         typer.echo(json.dumps(summary, indent=1, default=str))
@@ -161,14 +158,11 @@ def tradeoff(
     from ..report import plot_tradeoff
     from ._format import console, render_table, si
     from ._resolve import parse_fractions
-    from .compress import prepare, progress_display, run_tradeoff, watched
+    from .compress import run_tradeoff, watched_job
 
     values = parse_fractions(strengths, "--strengths")
-    with progress_display() as progress:
-        setup = progress.add_task(f"preparing {model} on {data} (training once if not cached)", total=None)
-        job = prepare(model, data, hardware, dataflow, weights, progress=False)
-        progress.remove_task(setup)
-        points = run_tradeoff(watched(job, f"sweeping {method}", progress), method, values)
+    with watched_job(model, data, hardware, dataflow, weights, f"sweeping {method}") as job:
+        points = run_tradeoff(job, method, values)
     front = pareto_front(points)
     if json_out:
         typer.echo(json.dumps({"points": [p.to_dict() for p in points], "pareto": [p.strength for p in front]}, indent=1))

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
 from ..errors import UserInputError
 
-__all__ = ["METHODS", "Job", "prepare", "watched", "progress_display", "run_compress", "run_tradeoff", "save_compressed", "FORMAT"]
+__all__ = ["METHODS", "Job", "prepare", "watched", "watched_job", "progress_display", "run_compress", "run_tradeoff", "save_compressed", "FORMAT"]
 
 METHODS = ("eap", "magnitude", "structured", "eliminate")
 TRADEOFF_METHODS = ("magnitude", "structured")
@@ -100,6 +101,16 @@ def progress_display():
     console = Console(stderr=True)
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                     console=console, transient=True, disable=not console.is_terminal)
+
+
+@contextmanager
+def watched_job(spec: str, data: str, hardware: str, dataflow: str, weights: str | None, label: str) -> Iterator[Job]:
+    """:func:`prepare` the job under a live progress display and yield it :func:`watched` as ``label``."""
+    with progress_display() as progress:
+        setup = progress.add_task(f"preparing {spec} on {data} (training once if not cached)", total=None)
+        job = prepare(spec, data, hardware, dataflow, weights, progress=False)
+        progress.remove_task(setup)
+        yield watched(job, label, progress)
 
 
 def _nonzero_weights(model: nn.Module) -> tuple[int, int]:

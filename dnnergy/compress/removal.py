@@ -109,10 +109,6 @@ class StructuredRecord:
             out[step.module] = out.get(step.module, 0) + len(step.indices)
         return out
 
-    def then(self, steps: Sequence[PruneStep]) -> "StructuredRecord":
-        """This record followed by more steps (same inputs, method and info)."""
-        return StructuredRecord(self.input_shapes, self.steps + tuple(steps), self.input_dtypes, self.method, self.info)
-
     def example(self) -> tuple[torch.Tensor, ...]:
         """Zero tensors of the recorded input shapes and dtypes (to trace the dependency graph)."""
         return tuple(torch.zeros(s, dtype=getattr(torch, d)) for s, d in zip(self.input_shapes, self.input_dtypes))

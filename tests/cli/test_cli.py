@@ -10,29 +10,17 @@ import sys
 
 import pytest
 
-from dnnergy.cli import main
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit status, stdout, stderr)."""
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_zoo_lists_the_architectures(capsys):
-    code, out, _ = run(capsys, "zoo")
+def test_zoo_lists_the_architectures(cli):
+    code, out, _ = cli("zoo")
     assert code == 0
     for name in ("lenet5", "lenet300", "alexnet", "resnet50", "mobilenet_v1"):
         assert name in out
 
 
-def test_summary_json_counts_lenet5(capsys):
-    code, out, _ = run(capsys, "summary", "lenet5", "--json")
+def test_summary_json_counts_lenet5(cli):
+    code, out, _ = cli("summary", "lenet5", "--json")
     assert code == 0
     data = json.loads(out)
     # conv1 20*1*5*5*24*24 + conv2 50*20*5*5*8*8 + fc1 800*500 + fc2 500*10
@@ -42,22 +30,22 @@ def test_summary_json_counts_lenet5(capsys):
     assert data["totals"]["params"] == 431_080
 
 
-def test_summary_csv_has_one_row_per_layer(capsys):
-    code, out, _ = run(capsys, "summary", "lenet300", "--csv")
+def test_summary_csv_has_one_row_per_layer(cli):
+    code, out, _ = cli("summary", "lenet300", "--csv")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     fc = [r for r in rows if r["kind"] == "fc"]
     assert [int(r["macs"]) for r in fc] == [784 * 300, 300 * 100, 100 * 10]
 
 
-def test_summary_table_shows_totals(capsys):
-    code, out, _ = run(capsys, "summary", "lenet5")
+def test_summary_table_shows_totals(cli):
+    code, out, _ = cli("summary", "lenet5")
     assert code == 0
     assert "2.29M" in out and "total" in out
 
 
-def test_batch_option_scales_macs(capsys):
-    code, out, _ = run(capsys, "summary", "lenet5", "--batch", "4", "--json")
+def test_batch_option_scales_macs(cli):
+    code, out, _ = cli("summary", "lenet5", "--batch", "4", "--json")
     assert code == 0
     assert json.loads(out)["totals"]["macs"] == 4 * 2_293_000
 
@@ -74,8 +62,8 @@ def test_batch_option_scales_macs(capsys):
         (["summary", "lenet5", "--input-shape", "1,a"], "input shape must be integers"),
     ],
 )
-def test_user_errors_are_one_line_with_status_2(capsys, argv, expected):
-    code, out, err = run(capsys, *argv)
+def test_user_errors_are_one_line_with_status_2(cli, argv, expected):
+    code, out, err = cli(*argv)
     assert code == 2
     assert err.startswith("error: ")
     assert expected in err
@@ -89,8 +77,8 @@ def test_console_script_exits_2_without_traceback():
     assert "unknown model 'nonexistent_model'" in proc.stderr
 
 
-def test_estimate_reproduces_seed_002_lenet5_total(capsys):
-    code, out, _ = run(capsys, "estimate", "lenet5", "--hardware", "horowitz45", "--dataflow", "weights_once", "--non-mac", "exclude", "--json")
+def test_estimate_reproduces_seed_002_lenet5_total(cli):
+    code, out, _ = cli("estimate", "lenet5", "--hardware", "horowitz45", "--dataflow", "weights_once", "--non-mac", "exclude", "--json")
     assert code == 0
     report = json.loads(out)
     assert report["unit"] == "pJ"
@@ -98,20 +86,20 @@ def test_estimate_reproduces_seed_002_lenet5_total(capsys):
     assert abs(report["total"] - 288.27e6) <= 0.01 * 288.27e6
 
 
-def test_estimate_table_plot_and_lower_bits(capsys, tmp_path):
+def test_estimate_table_plot_and_lower_bits(cli, tmp_path):
     plot = tmp_path / "lenet5.png"
-    code, out, err = run(capsys, "estimate", "lenet5", "--plot", str(plot))
+    code, out, err = cli("estimate", "lenet5", "--plot", str(plot))
     assert code == 0
     assert "by data type:" in out and "@DRAM" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    _, full, _ = run(capsys, "estimate", "lenet5", "--json")
-    _, eight, _ = run(capsys, "estimate", "lenet5", "--bits", "8,8", "--json")
+    _, full, _ = cli("estimate", "lenet5", "--json")
+    _, eight, _ = cli("estimate", "lenet5", "--bits", "8,8", "--json")
     # memory energy is linear in bits: halving every word must lower the total
     assert json.loads(eight)["total"] < json.loads(full)["total"]
 
 
-def test_estimate_profile_random_and_csv(capsys):
-    code, out, _ = run(capsys, "estimate", "lenet5", "--profile", "random", "--csv")
+def test_estimate_profile_random_and_csv(cli):
+    code, out, _ = cli("estimate", "lenet5", "--profile", "random", "--csv")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert {r["datum"] for r in rows} >= {"compute", "ifmap", "weight", "ofmap"}
@@ -126,16 +114,16 @@ def test_estimate_profile_random_and_csv(capsys):
         (["estimate", "lenet5", "--profile", "digits"], "use --profile random"),
     ],
 )
-def test_estimate_user_errors(capsys, argv, expected):
-    code, _, err = run(capsys, *argv)
+def test_estimate_user_errors(cli, argv, expected):
+    code, _, err = cli(*argv)
     assert code == 2
     assert err.startswith("error: ") and expected in err
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end(capsys, tmp_path, monkeypatch):
+def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("DNNERGY_CACHE_DIR", str(tmp_path))
-    code, out, err = run(capsys, "demo")
+    code, out, err = cli("demo")
     assert code == 0, err
     assert "lenet5" in out and "alexnet" in out and "by level:" in out
     assert "energy-aware pruning of LeNet-300-100" in out and "Pareto" in out
@@ -146,7 +134,7 @@ def test_demo_runs_end_to_end(capsys, tmp_path, monkeypatch):
     assert len(factors) == 2 and all(f > 1 for f in factors)
 
 
-def test_summary_reads_onnx_files(capsys, tmp_path):
+def test_summary_reads_onnx_files(cli, tmp_path):
     import warnings
 
     import torch
@@ -158,9 +146,9 @@ def test_summary_reads_onnx_files(capsys, tmp_path):
         warnings.simplefilter("ignore")
         torch.onnx.export(create_model("lenet5").eval(), torch.randn(1, 1, 28, 28), str(path), dynamo=False,
                           opset_version=17, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
-    code, out, err = run(capsys, "summary", str(path), "--batch", "2", "--json")
+    code, out, err = cli("summary", str(path), "--batch", "2", "--json")
     assert code == 0, err
     assert json.loads(out)["totals"]["macs"] == 2 * 2_293_000  # two images of LeNet-5
     (tmp_path / "bad.onnx").write_text("not a protobuf")
-    code, _, err = run(capsys, "summary", str(tmp_path / "bad.onnx"))
+    code, _, err = cli("summary", str(tmp_path / "bad.onnx"))
     assert code == 2 and "not a readable ONNX model" in err

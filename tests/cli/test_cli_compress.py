@@ -9,7 +9,6 @@ import textwrap
 import pytest
 import torch
 
-from dnnergy.cli import main
 
 FACTORY = """
 import torch.nn as nn
@@ -30,20 +29,10 @@ def factory(tmp_path, monkeypatch):
     sys.modules.pop("digits_models", None)
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.mark.parametrize("method", ["magnitude", "eliminate"])
-def test_compress_saves_a_smaller_model_within_budget(capsys, tmp_path, factory, method):
+def test_compress_saves_a_smaller_model_within_budget(cli, tmp_path, factory, method):
     out = tmp_path / f"{method}.pt"
-    code, stdout, err = run(capsys, "compress", factory, "--method", method, "--data", "digits", "--max-accuracy-drop", "3",
+    code, stdout, err = cli("compress", factory, "--method", method, "--data", "digits", "--max-accuracy-drop", "3",
                             "--sparsity", "0.5,0.8", "--epochs", "1", "--out", str(out), "--json")
     assert code == 0, err
     record = json.loads(stdout)
@@ -58,9 +47,9 @@ def test_compress_saves_a_smaller_model_within_budget(capsys, tmp_path, factory,
     assert json.loads((tmp_path / f"{method}.pt.json").read_text())["method"] == method
 
 
-def test_tradeoff_points_and_plot(capsys, tmp_path, factory):
+def test_tradeoff_points_and_plot(cli, tmp_path, factory):
     plot = tmp_path / "curve.png"
-    code, stdout, err = run(capsys, "tradeoff", factory, "--data", "digits", "--strengths", "0,0.5,0.9", "--plot", str(plot), "--json")
+    code, stdout, err = cli("tradeoff", factory, "--data", "digits", "--strengths", "0,0.5,0.9", "--plot", str(plot), "--json")
     assert code == 0, err
     data = json.loads(stdout)
     sparsity = [p["strength"] for p in data["points"]]
@@ -83,7 +72,7 @@ def test_tradeoff_points_and_plot(capsys, tmp_path, factory):
         (["tradeoff", "lenet300", "--method", "eap"], "tradeoff supports --method"),
     ],
 )
-def test_compress_user_errors(capsys, argv, expected):
-    code, _, err = run(capsys, *argv)
+def test_compress_user_errors(cli, argv, expected):
+    code, _, err = cli(*argv)
     assert code == 2
     assert err.startswith("error: ") and expected in err
