@@ -41,6 +41,11 @@ class MacCost:
         for field in ("mult", "add", "mult_exponent", "add_exponent"):
             object.__setattr__(self, field, check_number(owner, field, getattr(self, field)))
 
+    @property
+    def reference_energy(self) -> float:
+        """Energy of one MAC at the reference bitwidth (``mult + add``)."""
+        return self.mult + self.add
+
     def energy(self, w_bits: float, a_bits: float) -> float:
         """Energy of one MAC with ``w_bits``-bit weights and ``a_bits``-bit activations (hardware unit)."""
         ref = self.ref_bits
