@@ -5,7 +5,7 @@ Algorithm (one iteration; repeated while the target accuracy holds):
 
 1. Order the prunable layers by estimated energy, highest first (``energy_fn.by_module``
    when the energy function offers it, see :class:`~dnnergy.compress.objectives.LayerwiseObjective`).
-2. Inside each layer, in steps of ``step`` of the layer's weights, remove the weights with
+2. Inside each layer, in steps of ``step`` of the layer's remaining weights, remove the weights with
    the smallest *joint impact on the layer's output feature map* and re-fit the remaining
    weights by closed-form least squares (:mod:`dnnergy.compress.reconstruct`). The
    selection is OBS-style (Hassibi and Stork 1993) on the input Gram matrix ``G``: with
@@ -46,8 +46,9 @@ class EAPConfig:
     ``accuracy_drop``: largest allowed drop of validation accuracy below the unpruned
     model's (a fraction, 0.01 = one point); the target accuracy. ``layer_drop``: largest
     drop while pruning one layer, from the accuracy when that layer started (``None`` =
-    ``accuracy_drop``). ``step``: fraction of a layer's weights removed per trial.
-    ``max_sparsity``: cap per layer. ``rounds``: re-fit batches per step (see module
+    ``accuracy_drop``). ``step``: fraction of a layer's *remaining* weights removed per
+    trial (a geometric schedule: 0.2 takes a layer from 90 % to 92 % sparsity, so the
+    last, most sensitive weights are removed in small steps). ``max_sparsity``: cap per layer. ``rounds``: re-fit batches per step (see module
     NB). ``max_iterations``: prune / fine-tune iterations. ``damping``: ridge added to
     ``G`` when scoring, relative to its mean diagonal (the re-fit itself is undamped).
     ``batch_size``: calibration images per forward pass.
@@ -56,7 +57,7 @@ class EAPConfig:
     accuracy_drop: float = 0.01
     layer_drop: float | None = None
     step: float = 0.1
-    max_sparsity: float = 0.95
+    max_sparsity: float = 0.99
     rounds: int = 4
     max_iterations: int = 3
     damping: float = 1e-6
@@ -234,7 +235,7 @@ def _prune_layer(model, name, masks, evaluate, calibration, config, target, accu
     best, trials = original, []
     while True:
         zeros = numel - int(keep.sum())
-        goal = min(math.floor(config.max_sparsity * numel), zeros + max(1, round(config.step * numel)))
+        goal = min(math.floor(config.max_sparsity * numel), zeros + max(1, round(config.step * (numel - zeros))))
         if goal <= zeros:
             break
         new_keep, new_weight = select_by_output_error(gram, original, keep, goal - zeros, rounds=config.rounds,

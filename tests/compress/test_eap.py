@@ -153,7 +153,7 @@ def test_eap_config_invalid(kwargs, match):
 
 def test_eap_config_valid_defaults():
     config = EAPConfig()
-    assert (config.accuracy_drop, config.step, config.max_sparsity) == (0.01, 0.1, 0.95)
+    assert (config.accuracy_drop, config.step, config.max_sparsity) == (0.01, 0.1, 0.99)
 
 
 def test_removal_costs_equal_the_direct_obs_formula_for_every_row_pattern():
@@ -174,3 +174,16 @@ def test_removal_costs_equal_the_direct_obs_formula_for_every_row_pattern():
         direct = weight[r, cols] ** 2 / np.diag(np.linalg.inv(gram[np.ix_(cols, cols)]))
         np.testing.assert_allclose(costs[r, cols], direct, rtol=1e-9)
         assert np.all(np.isinf(costs[r, ~keep[r]]))
+
+
+def test_steps_remove_a_fraction_of_the_remaining_weights_up_to_the_cap():
+    # 8 x 8 = 64 weights, step 0.5 of what remains, cap 0.9 -> floor(57.6) = 57 zeros:
+    # zeros 32, 48, 56, then 57 (the cap), i.e. sparsities 1 - 0.5^k until the cap
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8))
+    x = torch.randn(64, 8)
+    config = EAPConfig(accuracy_drop=1.0, step=0.5, max_sparsity=0.9, rounds=1, max_iterations=1)
+    pruned, record = energy_aware_prune(model, evaluate=lambda m: 1.0, calibration=x,
+                                        energy_fn=lambda m: float((m[0].weight != 0).sum()), config=config)
+    assert [round(s.sparsity * 64) for s in record.steps if s.layer] == [32, 48, 56, 57]
+    assert int((pruned[0].weight == 0).sum()) == 57
