@@ -22,10 +22,19 @@ from .masks import (
     weight_sparsity,
 )
 from .objectives import EnergyObjective, LayerwiseObjective, MacsObjective, energy_objective, macs_objective
-from .eliminate import EliminationSweep, eliminate_neurons, elimination_sweep, representative_neurons
+from .eliminate import (
+    INPUTS,
+    EliminationSearch,
+    EliminationSweep,
+    eliminate_neurons,
+    eliminate_plan,
+    elimination_search,
+    elimination_sweep,
+    representative_neurons,
+)
 from .obd import hessian_diagonal, obd_prune, obd_saliency
 from .reconstruct import input_gram, input_rows, least_squares, output_error, pruning_error, set_weight_rows, weight_rows
-from .removal import ChannelSurgeon, StructuredRecord, channel_groups, load_pruned, prune_channels, replay, save_pruned
+from .removal import ChannelSurgeon, InputSubsetLinear, StructuredRecord, channel_groups, load_pruned, prune_channels, replay, save_pruned
 from .snapea import EarlyTermination, early_termination, with_early_termination
 from .sparse import SparseLinear, measure_latency, sparsify_linear
 from .structured import Criterion, StructuredConfig, prune_structured
@@ -74,8 +83,13 @@ __all__ = [
     # neuron elimination (seed 002)
     "representative_neurons",
     "eliminate_neurons",
+    "eliminate_plan",
     "elimination_sweep",
+    "elimination_search",
     "EliminationSweep",
+    "EliminationSearch",
+    "INPUTS",
+    "InputSubsetLinear",
     # activation-side savings and sparse execution
     "ActivationPruning",
     "prune_activations",

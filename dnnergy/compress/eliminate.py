@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import scipy.linalg
@@ -34,10 +34,11 @@ from torch import Tensor, nn
 from ..errors import UserInputError
 from .importance import consumer_columns
 from .reconstruct import input_rows, least_squares, output_error
-from .removal import ChannelSurgeon, Coupled, StructuredRecord, calibration_inputs
+from .removal import ChannelSurgeon, InputSubsetLinear, StructuredRecord, calibration_inputs
 
-__all__ = ["representative_neurons", "activation_matrix", "eliminate_neurons", "elimination_sweep",
-           "EliminationPoint", "EliminationSweep"]
+__all__ = ["INPUTS", "representative_neurons", "activation_matrix", "eliminate_neurons", "eliminate_plan",
+           "elimination_sweep", "elimination_search", "EliminationPoint", "EliminationSweep", "EliminationSearch",
+           "SearchPoint"]
 
 
 def representative_neurons(x: Tensor | np.ndarray, p: int) -> tuple[int, ...]:
@@ -54,11 +55,17 @@ def representative_neurons(x: Tensor | np.ndarray, p: int) -> tuple[int, ...]:
     return tuple(int(i) for i in pivots[:p])
 
 
+#: Plan key for the model's input features (read by the Linear layer that takes the flattened input).
+INPUTS = "inputs"
+
+
 @dataclass(frozen=True, slots=True)
 class _Layer:
-    """What elimination needs about one layer: its consumer, their rows and Gram, and X."""
+    """What elimination needs about one set of neurons: who shrinks, who is refitted, its Gram and X."""
 
-    consumer: Coupled
+    key: str  # a layer name, or INPUTS
+    shrink: str  # the module that loses outputs (or, for INPUTS, input features)
+    consumer: str  # the module refitted by Eq. 6
     neurons: int
     x: np.ndarray  # n x samples
     gram: Tensor  # consumer input Gram, K x K
@@ -66,27 +73,58 @@ class _Layer:
     columns: list[Tensor]  # consumer columns of each neuron
 
 
-def _inspect(model: nn.Module, layer: str, data: Any, example: Any, samples: int | None) -> tuple[ChannelSurgeon, _Layer]:
-    x_in = calibration_inputs(data, samples)
-    surgeon = ChannelSurgeon(copy.deepcopy(model), example if example is not None else x_in[:1])
-    group = surgeon.group(layer)
+def _capture(model: nn.Module, modules: Sequence[nn.Module], x_in: Tensor) -> list[Tensor]:
+    """The (float64) input of each of ``modules`` on ``x_in``, one eval forward pass."""
+    captured: dict[int, Tensor] = {}
+
+    def hook(i: int) -> Callable:
+        def record(module: nn.Module, args: tuple) -> None:  # returns None: the input is left as it is
+            captured.setdefault(i, args[0].detach().to(torch.float64))
+        return record
+
+    handles = [m.register_forward_pre_hook(hook(i)) for i, m in enumerate(modules)]
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x_in)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [captured[i] for i in range(len(modules))]
+
+
+def _input_layer(model: nn.Module, x_in: Tensor) -> tuple[str, nn.Linear, Tensor]:
+    """The one Linear layer that reads the flattened model input, and its input features (samples x features)."""
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    seen = _capture(model, [m for _, m in linears], x_in)
+    flat = x_in.detach().reshape(len(x_in), -1).to(torch.float64)
+    readers = [(n, m) for (n, m), x in zip(linears, seen) if x.shape == flat.shape and torch.equal(x, flat)]
+    if len(readers) != 1:
+        raise UserInputError(f"{INPUTS}: input-feature elimination needs exactly one Linear layer that reads the flattened "
+                             f"model input (found {[n for n, _ in readers]})")
+    name, module = readers[0]
+    features = module.features if isinstance(module, InputSubsetLinear) else torch.arange(flat.shape[1])
+    return name, module, flat[:, features]
+
+
+def _inspect(surgeon: ChannelSurgeon, key: str, x_in: Tensor) -> _Layer:
+    if key == INPUTS:
+        name, module, rows = _input_layer(surgeon.model, x_in)
+        weight = module.weight.detach().to(torch.float64)
+        return _Layer(key, name, name, rows.shape[1], rows.T.numpy(), rows.T @ rows, weight,
+                      [torch.tensor([j]) for j in range(rows.shape[1])])
+    group = surgeon.group(key)
     consumers, producers = group.consumers(), group.producers()
-    if len(consumers) != 1 or [m.name for m in producers] != [layer]:
-        raise UserInputError(f"{layer}: neuron elimination needs a layer whose outputs feed exactly one Linear/Conv layer and no "
+    if len(consumers) != 1 or [m.name for m in producers] != [key]:
+        raise UserInputError(f"{key}: neuron elimination needs a layer whose outputs feed exactly one Linear/Conv layer and no "
                              f"residual (consumers {[m.name for m in consumers]}, coupled producers {[m.name for m in producers]})")
     consumer = consumers[0]
     module = consumer.module
     if not (isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.groups == 1)):
         raise UserInputError(f"{consumer.name}: neuron elimination refits Linear or ungrouped Conv2d layers (got {type(module).__name__})")
-    captured: list[Tensor] = []
-    handle = module.register_forward_pre_hook(lambda mod, args: captured.append(args[0].detach().to(torch.float64)))
-    surgeon.model.eval()
-    try:
-        with torch.no_grad():
-            surgeon.model(x_in)
-    finally:
-        handle.remove()
-    inputs = torch.cat(captured)
+    inputs = _capture(surgeon.model, [module], x_in)[0]
+    if isinstance(module, InputSubsetLinear):
+        inputs = inputs.reshape(len(inputs), -1)[:, module.features]
     rows = input_rows(module, inputs)[0]
     cols, roots = consumer_columns(consumer)
     columns = [cols[roots == r] for r in range(group.size)]
@@ -97,10 +135,10 @@ def _inspect(model: nn.Module, layer: str, data: Any, example: Any, samples: int
         order = torch.tensor(consumer.indices)[torch.argsort(torch.tensor(consumer.roots))]
         x = inputs.transpose(0, 1).reshape(inputs.shape[1], -1)[order]
     weight = module.weight.detach().reshape(module.weight.shape[0], -1).to(torch.float64)
-    return surgeon, _Layer(consumer, group.size, x.numpy(), rows.T @ rows, weight, columns)
+    return _Layer(key, key, consumer.name, group.size, x.numpy(), rows.T @ rows, weight, columns)
 
 
-def _apply(surgeon: ChannelSurgeon, info: _Layer, layer: str, kept: Sequence[int]) -> float:
+def _apply(surgeon: ChannelSurgeon, info: _Layer, kept: Sequence[int]) -> float:
     """Remove the other neurons and refit the consumer (Eq. 6); returns the residual ``||W_p X_p - W X||_F^2``."""
     keep = torch.zeros(info.gram.shape[0], dtype=torch.bool)
     for neuron in kept:
@@ -109,20 +147,67 @@ def _apply(surgeon: ChannelSurgeon, info: _Layer, layer: str, kept: Sequence[int
     residual = float(output_error(info.gram, info.weight, refit).sum())
     removed = sorted(set(range(info.neurons)) - set(kept))
     if removed:
-        surgeon.remove(layer, removed)
-    module = dict(surgeon.model.named_modules())[info.consumer.name]
+        (surgeon.remove_inputs if info.key == INPUTS else surgeon.remove)(info.shrink, removed)
+    module = surgeon.model.get_submodule(info.consumer)
     with torch.no_grad():
         module.weight.copy_(refit[:, keep].reshape(module.weight.shape).to(module.weight.dtype))
     return residual
+
+
+def _check_p(info: _Layer, p: Any) -> int:
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or not 1 <= p <= info.neurons:
+        raise UserInputError(f"{info.key}: p must be an int in [1, {info.neurons}] (got {p!r})")
+    if p > info.x.shape[1]:
+        raise UserInputError(f"{info.key}: p={p} exceeds the {info.x.shape[1]} calibration samples; pass more data")
+    return int(p)
+
+
+def _surgeon(model: nn.Module, data: Any, example: Any, samples: int | None) -> tuple[ChannelSurgeon, Tensor]:
+    x_in = calibration_inputs(data, samples)
+    return ChannelSurgeon(copy.deepcopy(model), example if example is not None else x_in[:1]), x_in
 
 
 def activation_matrix(model: nn.Module, layer: str, data: Any, *, example: Any = None, samples: int | None = 1024) -> Tensor:
     """``X`` (neurons x samples, float64): the outputs of ``layer`` as seen by the next layer on ``data``.
 
     For a conv layer a "neuron" is a channel and its samples are all (image, position)
-    pairs. Example: LeNet-300-100's ``fc1`` on 1,000 images gives a 300 x 1000 matrix.
+    pairs; for ``layer="inputs"`` the neurons are the model's input features. Example:
+    LeNet-300-100's ``fc1`` on 1,000 images gives a 300 x 1000 matrix.
     """
-    return torch.from_numpy(_inspect(model, layer, data, example, samples)[1].x)
+    surgeon, x_in = _surgeon(model, data, example, samples)
+    return torch.from_numpy(_inspect(surgeon, layer, x_in).x)
+
+
+def eliminate_plan(model: nn.Module, data: Any, plan: Mapping[str, int], *, example: Any = None,
+                   samples: int | None = 1024) -> tuple[nn.Module, StructuredRecord]:
+    """Eliminate neurons in several layers: ``plan`` maps layer names (or ``"inputs"``) to the ``p`` kept.
+
+    Layers are simplified from the input side on (``"inputs"`` first, then module order),
+    each by Algorithm 2 + Eq. 6 on the activations of the network simplified so far, so a
+    refit also absorbs the error of the layers before it. ``"inputs"`` is an extension of
+    seed 002 (whose layer 0 is the input layer): the Linear layer reading the flattened
+    model input keeps ``p`` representative input features and becomes an
+    :class:`~dnnergy.compress.removal.InputSubsetLinear`. Returns a physically smaller copy
+    and its record (``info``: the plan, kept neurons and residual per key). Example:
+    ``eliminate_plan(lenet300, images, {"inputs": 200, "fc1": 40, "fc2": 30})``.
+    """
+    surgeon, x_in = _surgeon(model, data, example, samples)
+    kept_all, residuals = {}, {}
+    for key in _plan_order(surgeon.model, plan):
+        info = _inspect(surgeon, key, x_in)
+        kept_all[key] = sorted(representative_neurons(info.x, _check_p(info, plan[key])))
+        residuals[key] = _apply(surgeon, info, kept_all[key])
+    return surgeon.model, surgeon.record("eliminate", {"plan": dict(plan), "kept": kept_all, "residual": residuals})
+
+
+def _plan_order(model: nn.Module, plan: Mapping[str, int]) -> list[str]:
+    names = [n for n, _ in model.named_modules()]
+    if INPUTS in names:
+        raise UserInputError(f"{type(model).__name__} has a module named {INPUTS!r}, which elimination plans use for the input features")
+    unknown = [k for k in plan if k != INPUTS and k not in names]
+    if unknown:
+        raise UserInputError(f"{type(model).__name__}: no prunable Conv/Linear layer named {unknown[0]!r}")
+    return sorted(plan, key=lambda k: -1 if k == INPUTS else names.index(k))
 
 
 def eliminate_neurons(model: nn.Module, layer: str, data: Any, p: int, *, example: Any = None,
@@ -137,15 +222,10 @@ def eliminate_neurons(model: nn.Module, layer: str, data: Any, p: int, *, exampl
     ``eliminate_neurons(lenet300, "fc1", digits_images, 40)`` gives ``fc1: Linear(784, 40)``
     and ``fc2: Linear(40, 100)``.
     """
-    surgeon, info = _inspect(model, layer, data, example, samples)
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or not 1 <= p <= info.neurons:
-        raise UserInputError(f"{layer}: p must be an int in [1, {info.neurons}] (got {p!r})")
-    p = int(p)
-    if p > info.x.shape[1]:
-        raise UserInputError(f"{layer}: p={p} exceeds the {info.x.shape[1]} calibration samples; pass more data")
-    kept = sorted(representative_neurons(info.x, p))
-    residual = _apply(surgeon, info, layer, kept)
-    return surgeon.model, surgeon.record("eliminate", {"layer": layer, "p": p, "kept": kept, "residual": residual})
+    pruned, record = eliminate_plan(model, data, {layer: p}, example=example, samples=samples)
+    info = dict(record.info)
+    return pruned, replace(record, info=(("layer", layer), ("p", int(p)), ("kept", info["kept"][layer]),
+                                         ("residual", info["residual"][layer])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +261,7 @@ class EliminationSweep:
 
     def best(self, threshold: float) -> EliminationPoint | None:
         """The point with the fewest neurons whose accuracy drop is at most ``threshold``."""
-        ok = [pt for pt in self.points if self.accuracy - pt.accuracy <= threshold]
+        ok = [pt for pt in self.points if pt.accuracy >= self.accuracy - threshold]
         return min(ok, key=lambda pt: pt.p) if ok else None
 
     def to_records(self) -> list[dict]:
@@ -202,7 +282,8 @@ def elimination_sweep(model: nn.Module, layer: str, data: Any, evaluate_fn: Call
     """
     if not isinstance(step, int) or step < 1:
         raise UserInputError(f"elimination_sweep: step must be a positive int (got {step!r})")
-    surgeon, info = _inspect(model, layer, data, example, samples)
+    surgeon, x_in = _surgeon(model, data, example, samples)
+    info = _inspect(surgeon, layer, x_in)
     base_accuracy = float(evaluate_fn(model))
     base_energy = float(energy_fn(model)) if energy_fn else None
     u, singular, _ = np.linalg.svd(info.x, full_matrices=False)
@@ -211,9 +292,141 @@ def elimination_sweep(model: nn.Module, layer: str, data: Any, evaluate_fn: Call
     for p in range(rank, 0, -step):  # Algorithm 1
         kept = sorted(int(i) for i in scipy.linalg.qr(u[:, :p].T, mode="economic", pivoting=True)[2][:p])
         trial = ChannelSurgeon(copy.deepcopy(surgeon.model), surgeon.inputs)
-        residual = _apply(trial, info, layer, kept)
+        residual = _apply(trial, info, kept)
         point = EliminationPoint(p, float(evaluate_fn(trial.model)), float(energy_fn(trial.model)) if energy_fn else None, residual)
         points.append(point)
-        if base_accuracy - point.accuracy > threshold:
+        if point.accuracy < base_accuracy - threshold:
             break
     return EliminationSweep(layer, info.neurons, rank, base_accuracy, base_energy, tuple(points))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPoint:
+    """One plan tried by :func:`elimination_search`: neurons kept per key, accuracy (fraction),
+    energy (energy_fn's unit) and distortion (squared error of the model outputs on the
+    calibration inputs relative to the original's squared outputs, dimensionless)."""
+
+    plan: tuple[tuple[str, int], ...]
+    accuracy: float
+    energy: float
+    distortion: float
+
+
+@dataclass(frozen=True, slots=True)
+class EliminationSearch:
+    """The record of :func:`elimination_search`: neuron counts before, baseline accuracy and
+    energy, the accepted plans in order (each within the threshold) and the move that failed
+    the threshold and ended the search (``None`` if every layer reached one neuron)."""
+
+    sizes: tuple[tuple[str, int], ...]
+    accuracy: float
+    energy: float
+    accepted: tuple[SearchPoint, ...]
+    stopped_by: SearchPoint | None
+
+    @property
+    def plan(self) -> dict[str, int]:
+        """The last accepted plan (the original sizes when no move was accepted)."""
+        return dict(self.accepted[-1].plan if self.accepted else self.sizes)
+
+    def to_records(self) -> list[dict]:
+        """One flat dict per plan tried (accepted or not), in the order they were decided."""
+        points = [(pt, True) for pt in self.accepted] + ([(self.stopped_by, False)] if self.stopped_by else [])
+        return [{**dict(pt.plan), "accuracy": pt.accuracy, "energy": pt.energy, "distortion": pt.distortion,
+                 "accuracy_drop": self.accuracy - pt.accuracy, "accepted": ok} for pt, ok in points]
+
+
+class _PlanBuilder:
+    """Builds eliminated models for plans that share prefixes, reusing the common work.
+
+    The model before simplifying key ``k`` depends only on the plan's earlier keys, so
+    that model, and the SVD of ``k``'s activation matrix, are cached by plan prefix.
+    """
+
+    def __init__(self, model: nn.Module, keys: Sequence[str], x_in: Tensor, example: Any):
+        self.keys, self.x_in = list(keys), x_in
+        self._models: dict[tuple[int, ...], ChannelSurgeon] = {(): ChannelSurgeon(copy.deepcopy(model), example)}
+        self._layers: dict[tuple[int, ...], tuple[_Layer, np.ndarray]] = {}
+
+    def build(self, ps: Sequence[int]) -> nn.Module:
+        for i in range(len(self.keys)):
+            prefix = tuple(ps[: i + 1])
+            if prefix in self._models:
+                continue
+            before = self._models[prefix[:-1]]
+            if prefix[:-1] not in self._layers:
+                info = _inspect(before, self.keys[i], self.x_in)
+                self._layers[prefix[:-1]] = (info, np.linalg.svd(info.x, full_matrices=False)[0])
+            info, u = self._layers[prefix[:-1]]
+            surgeon = ChannelSurgeon(copy.deepcopy(before.model), before.inputs)
+            if ps[i] < info.neurons:
+                kept = sorted(int(j) for j in scipy.linalg.qr(u[:, : ps[i]].T, mode="economic", pivoting=True)[2][: ps[i]])
+                _apply(surgeon, info, kept)
+            self._models[prefix] = surgeon
+        return self._models[tuple(ps)].model
+
+    def keep_only(self, ps: Sequence[int]) -> None:
+        """Forget cached prefixes that are not prefixes of ``ps`` (bounds memory)."""
+        prefixes = {tuple(ps[:i]) for i in range(len(ps) + 1)}
+        self._models = {k: v for k, v in self._models.items() if k in prefixes}
+        self._layers = {k: v for k, v in self._layers.items() if k in prefixes}
+
+
+def elimination_search(model: nn.Module, data: Any, evaluate_fn: Callable[[nn.Module], float],
+                       energy_fn: Callable[[nn.Module], float], *, layers: Sequence[str], threshold: float = 0.01,
+                       steps: int = 25, example: Any = None, samples: int | None = 1024) -> EliminationSearch:
+    """Algorithm 1 over several layers at once, steered by energy: the "After" rows of seed 002.
+
+    Seed 002 simplifies one layer at a time and reports the combined network. This search
+    walks all ``layers`` (layer names and/or ``"inputs"``, see :func:`eliminate_plan`)
+    together, greedily: every round proposes, for each layer still open, ``p`` lowered by
+    about ``n / steps``; each proposal is built (Algorithm 2 + Eq. 6, no retraining) and
+    scored by energy saved per distortion added (distortion: relative squared error of
+    the model outputs on the calibration inputs, smooth where accuracy is not). The best
+    proposal is then checked with ``evaluate_fn``: kept if the accuracy drop from the
+    original is at most ``threshold`` (absolute fraction); the first proposal past it ends
+    the search, as in Algorithm 1 (going on past a failure would let a noisy validation set
+    wave later, worse plans through). Rebuild the result with ``eliminate_plan(model, data,
+    search.plan, samples=...)``.
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise UserInputError(f"elimination_search: steps must be a positive int (got {steps!r})")
+    if not layers:
+        raise UserInputError("elimination_search: layers must name at least one layer (or 'inputs')")
+    surgeon, x_in = _surgeon(model, data, example, samples)
+    keys = _plan_order(surgeon.model, dict.fromkeys(layers, 1))
+    sizes = []
+    for key in keys:  # each key's neuron count in the original model (and a check that it can be eliminated)
+        sizes.append(_inspect(surgeon, key, x_in).neurons)
+    builder = _PlanBuilder(model, keys, x_in, surgeon.inputs)
+    with torch.no_grad():
+        reference = model.eval()(x_in).double()
+    scale = float(reference.square().sum()) or 1.0
+
+    def point(ps: Sequence[int]) -> tuple[SearchPoint, nn.Module]:
+        built = builder.build(ps)
+        with torch.no_grad():
+            distortion = float((built(x_in).double() - reference).square().sum()) / scale
+        return SearchPoint(tuple(zip(keys, ps)), math.nan, float(energy_fn(built)), distortion), built
+
+    accuracy0, energy0 = float(evaluate_fn(model)), float(energy_fn(model))
+    current, now = list(sizes), SearchPoint(tuple(zip(keys, sizes)), accuracy0, energy0, 0.0)
+    accepted: list[SearchPoint] = []
+    while True:
+        proposals = []
+        for i in range(len(keys)):
+            if current[i] <= 1:
+                continue
+            ps = list(current)
+            ps[i] = max(1, ps[i] - max(1, sizes[i] // steps))
+            proposals.append((i, ps, *point(ps)))
+        if not proposals:
+            break
+        i, ps, trial, built = max(proposals, key=lambda c: (now.energy - c[2].energy) / max(c[2].distortion - now.distortion, 1e-12))
+        trial = replace(trial, accuracy=float(evaluate_fn(built)))
+        if trial.accuracy < accuracy0 - threshold:  # as Algorithm 1: stop at the first degradation past the threshold
+            return EliminationSearch(tuple(zip(keys, sizes)), accuracy0, energy0, tuple(accepted), trial)
+        current, now = ps, trial
+        accepted.append(trial)
+        builder.keep_only(current)
+    return EliminationSearch(tuple(zip(keys, sizes)), accuracy0, energy0, tuple(accepted), None)

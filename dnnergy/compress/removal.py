@@ -36,6 +36,7 @@ from ..workload.tracer import example_inputs
 __all__ = [
     "PruneStep",
     "StructuredRecord",
+    "InputSubsetLinear",
     "Coupled",
     "ChannelGroup",
     "ChannelSurgeon",
@@ -56,10 +57,16 @@ _MAC_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @dataclass(frozen=True, slots=True)
 class PruneStep:
-    """Remove output channels ``indices`` (numbered as they are *before* this step) of ``module``."""
+    """Remove output channels ``indices`` (numbered as they are *before* this step) of ``module``.
+
+    With ``inputs=True`` the indices are *input features* of ``module``, a Linear layer
+    that reads the model input (flattened) directly: it becomes an
+    :class:`InputSubsetLinear` that reads only the kept features.
+    """
 
     module: str
     indices: tuple[int, ...]
+    inputs: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.module, str) or not self.module:
@@ -120,7 +127,8 @@ class StructuredRecord:
             "method": self.method,
             "input_shapes": [list(s) for s in self.input_shapes],
             "input_dtypes": list(self.input_dtypes),
-            "steps": [{"module": s.module, "indices": list(s.indices)} for s in self.steps],
+            "steps": [{"module": s.module, "indices": list(s.indices), **({"inputs": True} if s.inputs else {})}
+                      for s in self.steps],
             "info": dict(self.info),
         }
 
@@ -130,11 +138,27 @@ class StructuredRecord:
         if not isinstance(data, Mapping) or data.get("format") != RECORD_FORMAT:
             raise UserInputError(f"StructuredRecord: expected a dict with format {RECORD_FORMAT!r} (got {str(data)[:80]})")
         try:
-            steps = tuple(PruneStep(s["module"], tuple(s["indices"])) for s in data["steps"])
+            steps = tuple(PruneStep(s["module"], tuple(s["indices"]), bool(s.get("inputs", False))) for s in data["steps"])
             return cls(tuple(tuple(s) for s in data["input_shapes"]), steps, tuple(data.get("input_dtypes", ())),
                        data.get("method", "manual"), tuple(dict(data.get("info", {})).items()))
         except (KeyError, TypeError, ValueError) as exc:
             raise UserInputError(f"StructuredRecord: invalid record ({exc})") from exc
+
+
+class InputSubsetLinear(nn.Linear):
+    """A Linear layer that reads only the input features ``features`` (indices into the last dimension).
+
+    What input-feature elimination leaves behind: ``Linear(784, n)`` that keeps 200
+    pixels becomes ``InputSubsetLinear`` with a 200-column weight and a ``features``
+    buffer (saved in the ``state_dict``), so the model still takes the full input.
+    """
+
+    def __init__(self, features: torch.Tensor, out_features: int, bias: bool = True, device: Any = None, dtype: Any = None):
+        super().__init__(len(features), out_features, bias, device=device, dtype=dtype)
+        self.register_buffer("features", torch.as_tensor(features, dtype=torch.long).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x.index_select(-1, self.features), self.weight, self.bias)
 
 
 class Coupled(NamedTuple):
@@ -270,6 +294,36 @@ class ChannelSurgeon:
         self.steps.append(step)
         return step
 
+    def remove_inputs(self, name: str, indices: Sequence[int]) -> PruneStep:
+        """Physically remove input features ``indices`` of Linear layer ``name`` (in place).
+
+        Only for a layer that reads the model input directly (the caller checks): the
+        layer becomes an :class:`InputSubsetLinear` over the remaining features.
+        """
+        module = self._module(name)
+        if not isinstance(module, nn.Linear):
+            raise UserInputError(f"{name}: only a Linear layer can drop input features (got {type(module).__name__})")
+        indices = sorted(int(i) for i in indices)
+        if len(set(indices)) != len(indices) or any(not 0 <= i < module.in_features for i in indices) \
+                or len(indices) >= module.in_features:
+            raise UserInputError(f"{name}: input feature indices must be unique, in [0, {module.in_features}) and leave "
+                                 f"at least one (got {len(indices)}: {indices[:10]})")
+        keep = torch.ones(module.in_features, dtype=torch.bool)
+        keep[indices] = False
+        features = module.features[keep] if isinstance(module, InputSubsetLinear) else torch.nonzero(keep).flatten()
+        subset = InputSubsetLinear(features, module.out_features, module.bias is not None, module.weight.device, module.weight.dtype)
+        with torch.no_grad():
+            subset.weight.copy_(module.weight[:, keep])
+            if module.bias is not None:
+                subset.bias.copy_(module.bias)
+        parent, _, attr = name.rpartition(".")
+        setattr(self.model.get_submodule(parent), attr, subset)
+        self.graph = _graph(self.model, self.inputs)
+        self._names = {m: n for n, m in self.model.named_modules()}
+        step = PruneStep(name, tuple(indices), inputs=True)
+        self.steps.append(step)
+        return step
+
     def record(self, method: str = "manual", info: Mapping[str, Any] | None = None) -> StructuredRecord:
         """The :class:`StructuredRecord` of the removals so far."""
         return StructuredRecord(tuple(tuple(t.shape) for t in self.inputs), tuple(self.steps),
@@ -315,7 +369,7 @@ def replay(model: nn.Module, record: StructuredRecord) -> nn.Module:
         raise UserInputError(f"replay expects a StructuredRecord (got {type(record).__name__})")
     surgeon = ChannelSurgeon(model, record.example())
     for step in record.steps:
-        surgeon.remove(step.module, step.indices)
+        (surgeon.remove_inputs if step.inputs else surgeon.remove)(step.module, step.indices)
     return model
 
 

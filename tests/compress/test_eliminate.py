@@ -9,14 +9,18 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
+import dnnergy
 from dnnergy.compress.eliminate import (
+    INPUTS,
     EliminationPoint,
     activation_matrix,
     eliminate_neurons,
+    eliminate_plan,
+    elimination_search,
     elimination_sweep,
     representative_neurons,
 )
-from dnnergy.compress.removal import load_pruned, save_pruned
+from dnnergy.compress.removal import InputSubsetLinear, StructuredRecord, load_pruned, save_pruned
 from dnnergy.errors import UserInputError
 
 
@@ -168,3 +172,116 @@ def test_elimination_point_valid_and_invalid():
         EliminationPoint(1, 0.5, float("nan"), 0.0)
     with pytest.raises(ValueError, match="EliminationPoint: residual must be >= 0"):
         EliminationPoint(1, 0.5, 1.0, -1.0)
+
+
+def redundant_inputs(samples: int = 300) -> torch.Tensor:
+    """``samples`` x 6 inputs whose features 3, 4, 5 are fixed linear combinations of 0, 1, 2 (rank 3)."""
+    base = torch.randn(samples, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    mix = torch.tensor([[1.0, 2.0, 0.0], [0.0, -1.0, 1.0], [3.0, 0.0, 0.5]], dtype=torch.float64)
+    return torch.cat([base, base @ mix], dim=1)
+
+
+def test_input_features_at_full_rank_reproduce_the_outputs():
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3)).double().eval()
+    x = redundant_inputs()
+    pruned, record = eliminate_plan(model, x, {INPUTS: 3})
+    assert isinstance(pruned[0], InputSubsetLinear) and pruned[0].in_features == 3
+    kept = dict(record.info)["kept"][INPUTS]
+    assert kept == sorted(representative_neurons(x.T, 3)) and pruned[0].features.tolist() == kept
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-9)  # W X = W_p X_p exactly at rank 3
+
+
+def test_input_feature_residual_is_the_least_squares_residual():
+    torch.manual_seed(8)
+    model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3)).double().eval()
+    x = torch.randn(200, 6, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    pruned, record = eliminate_plan(model, x, {INPUTS: 2})
+    kept = dict(record.info)["kept"][INPUTS]
+    w = model[0].weight.detach().numpy()
+    _, residuals, _, _ = np.linalg.lstsq(x.numpy()[:, kept], x.numpy() @ w.T, rcond=None)  # min ||X_p W_p^T - X W^T||
+    assert dict(record.info)["residual"][INPUTS] == pytest.approx(float(residuals.sum()), rel=1e-8)
+    error = float((_pre_activations(pruned, pruned[0], x) - _pre_activations(model, model[0], x)).pow(2).sum())
+    assert error == pytest.approx(float(residuals.sum()), rel=1e-8)
+
+
+def test_plan_equals_eliminating_layer_by_layer_from_the_input_side():
+    model = redundant_mlp()
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    planned, _ = eliminate_plan(model, x, {"2": 2, "0": 3})  # given out of order: applied "0" first
+    first, _ = eliminate_neurons(model, "0", x, 3)
+    stepwise, _ = eliminate_neurons(first, "2", x, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(planned(x), stepwise(x), rtol=0, atol=1e-12)
+    assert planned[2].out_features == 2 and planned[4].in_features == 2
+
+
+def test_input_elimination_saves_and_reloads(tmp_path):
+    torch.manual_seed(11)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+    x = redundant_inputs().float().reshape(-1, 2, 3)
+    pruned, record = eliminate_plan(model, x, {INPUTS: 4, "1": 3})
+    assert StructuredRecord.from_dict(record.to_dict()) == record
+    assert [s.inputs for s in record.steps] == [True, False]
+    path = tmp_path / "eliminated.pt"
+    save_pruned(path, pruned, record)
+    fresh = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    reloaded, _ = load_pruned(path, fresh)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(x), pruned(x))
+    assert dnnergy.trace(reloaded, x[:1]).macs == 4 * 3 + 3 * 3  # the first layer reads 4 features
+
+
+def test_input_elimination_needs_a_linear_reading_the_input():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3))
+    with pytest.raises(UserInputError, match="inputs: input-feature elimination needs exactly one Linear layer"):
+        eliminate_plan(model, torch.randn(20, 1, 4, 4), {INPUTS: 3})
+    with pytest.raises(UserInputError, match=r"inputs: p must be an int in \[1, 6\]"):
+        eliminate_plan(nn.Sequential(nn.Linear(6, 2)), torch.randn(20, 6), {INPUTS: 7})
+
+
+def test_search_takes_the_best_energy_per_distortion_move_and_stops_at_the_threshold():
+    digits = load_digits()
+    x = torch.tensor(digits.data[:600] / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target[:600])
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 12), nn.ReLU(), nn.Linear(12, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+
+    def accuracy(m):
+        with torch.no_grad():
+            return float((m(x).argmax(1) == y).float().mean())
+
+    def weights(m):
+        return float(sum(l.weight.numel() for l in m if isinstance(l, nn.Linear)))
+
+    search = elimination_search(model, x, accuracy, weights, layers=["2", INPUTS, "0"], threshold=0.03, steps=4, samples=None)
+    assert [k for k, _ in search.sizes] == [INPUTS, "0", "2"]  # input side first
+    acc0 = accuracy(model)
+    assert all(pt.accuracy >= acc0 - 0.03 for pt in search.accepted)
+    energies = [search.energy] + [pt.energy for pt in search.accepted]
+    assert all(a > b for a, b in zip(energies, energies[1:]))
+    assert search.stopped_by is None or search.stopped_by.accuracy < acc0 - 0.03
+    # the first move, recomputed independently: each layer lowered by n // 4 alone, scored by weights saved
+    # per relative squared output error added
+    with torch.no_grad():
+        reference = model(x).double()
+    scores = {}
+    for key, n in search.sizes:
+        plan = {k: (m - m // 4 if k == key else m) for k, m in search.sizes}
+        trial, _ = eliminate_plan(model, x, plan, samples=None)
+        with torch.no_grad():
+            distortion = float((trial(x).double() - reference).square().sum() / reference.square().sum())
+        scores[key] = (weights(model) - weights(trial)) / distortion
+    first = search.accepted[0] if search.accepted else search.stopped_by
+    changed = [k for (k, p), (_, n) in zip(first.plan, search.sizes) if p != n]
+    assert changed == [max(scores, key=scores.get)]
+    final, _ = eliminate_plan(model, x, search.plan, samples=None)
+    assert accuracy(final) == pytest.approx(search.accepted[-1].accuracy if search.accepted else acc0)
+    assert len(search.to_records()) == len(search.accepted) + (search.stopped_by is not None)
