@@ -106,7 +106,8 @@ def compress(
     sparsity: str = typer.Option("0.5,0.75,0.9,0.95", "--sparsity", help="magnitude: the prune/retrain schedule."),
     ratio: float = typer.Option(0.5, "--ratio", help="structured (l1/l2/reconstruction): fraction of channels removed."),
     criterion: str = typer.Option("energy", "--criterion", help="structured: l1, l2, reconstruction or energy."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="eliminate: the hidden layer to simplify (default: the first Linear)."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="eliminate: the hidden layer to simplify (default: the first Linear); several, comma-separated, "
+                                         "and 'inputs' (the input features) run the energy-guided search over all of them."),
     epochs: int = typer.Option(3, "--epochs", min=0, help="Fine-tuning epochs per step."),
     out: Optional[str] = typer.Option(None, "--out", help="Write the compressed model here (and FILE.json)."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),

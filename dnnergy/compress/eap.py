@@ -56,7 +56,7 @@ class EAPConfig:
 
     accuracy_drop: float = 0.01
     layer_drop: float | None = None
-    step: float = 0.1
+    step: float = 0.2
     max_sparsity: float = 0.99
     rounds: int = 4
     max_iterations: int = 3

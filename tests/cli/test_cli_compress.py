@@ -47,6 +47,20 @@ def test_compress_saves_a_smaller_model_within_budget(cli, tmp_path, factory, me
     assert json.loads((tmp_path / f"{method}.pt.json").read_text())["method"] == method
 
 
+def test_compress_eliminates_several_layers_and_input_features(cli, tmp_path, factory):
+    out = tmp_path / "eliminated.pt"
+    code, stdout, err = cli("compress", factory, "--method", "eliminate", "--layer", "inputs,1,3", "--data", "digits",
+                            "--max-accuracy-drop", "3", "--out", str(out), "--json")
+    assert code == 0, err
+    record = json.loads(stdout)
+    plan = record["details"]["info"]["plan"]
+    assert set(plan) == {"inputs", "1", "3"}
+    assert plan["inputs"] < 64 or plan["1"] < 48 or plan["3"] < 32
+    assert record["weights_after"] == plan["inputs"] * plan["1"] + plan["1"] * plan["3"] + plan["3"] * 10
+    assert record["accuracy_after"] >= record["accuracy_before"] - 0.10  # test split; budget applies on validation
+    assert all(p["accuracy_drop"] <= 0.03 + 1e-9 for p in record["details"]["search"] if p["accepted"])
+
+
 def test_tradeoff_points_and_plot(cli, tmp_path, factory):
     plot = tmp_path / "curve.png"
     code, stdout, err = cli("tradeoff", factory, "--data", "digits", "--strengths", "0,0.5,0.9", "--plot", str(plot), "--json")

@@ -153,7 +153,7 @@ def test_eap_config_invalid(kwargs, match):
 
 def test_eap_config_valid_defaults():
     config = EAPConfig()
-    assert (config.accuracy_drop, config.step, config.max_sparsity) == (0.01, 0.1, 0.99)
+    assert (config.accuracy_drop, config.step, config.max_sparsity) == (0.01, 0.2, 0.99)
 
 
 def test_removal_costs_equal_the_direct_obs_formula_for_every_row_pattern():
