@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -49,6 +51,35 @@ def _pre_activations(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tor
 def _hidden(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         return torch.relu(model[0](x)).numpy().T  # n x K
+
+
+def digits_mlp(*hidden: int, samples: int | None = None) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """An MLP 64-hidden...-10 trained briefly on (the first ``samples``) scikit-learn digits, with its data."""
+    digits = load_digits()
+    x = torch.tensor(digits.data[:samples] / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target[:samples])
+    torch.manual_seed(0)
+    sizes, layers = (64, *hidden), []
+    for a, b in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(sizes[-1], 10))
+    for _ in range(40):  # plain full-batch gradient descent (torch.optim's first use imports torch._dynamo: slow)
+        model.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        with torch.no_grad():
+            for param in model.parameters():
+                param -= 0.5 * param.grad
+    return model.eval(), x, y
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean())
+
+
+def weights(model: nn.Module) -> float:
+    """Weights of the Linear layers: the energy stand-in of these tests."""
+    return float(sum(l.weight.numel() for l in model if isinstance(l, nn.Linear)))
 
 
 def test_full_rank_p_reproduces_next_pre_activations():
@@ -112,26 +143,8 @@ def test_conv_extension_reproduces_at_full_rank():
 
 
 def test_sweep_on_digits_end_to_end(tmp_path):
-    digits = load_digits()
-    x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
-    y = torch.tensor(digits.target)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    for _ in range(40):  # plain full-batch gradient descent (torch.optim's first use imports torch._dynamo: slow)
-        model.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        with torch.no_grad():
-            for param in model.parameters():
-                param -= 0.5 * param.grad
-    model.eval()
-
-    def accuracy(m):
-        with torch.no_grad():
-            return float((m(x).argmax(1) == y).float().mean())
-
-    def weights(m):
-        return float(sum(l.weight.numel() for l in m if isinstance(l, nn.Linear)))
-
+    model, x, y = digits_mlp(32)
+    accuracy = partial(_accuracy, x=x, y=y)
     sweep = elimination_sweep(model, "0", x, accuracy, weights, threshold=0.05, step=4)
     ps = [pt.p for pt in sweep.points]
     assert ps[0] == sweep.rank and all(a - b == 4 for a, b in zip(ps, ps[1:]))
@@ -242,27 +255,11 @@ def test_input_elimination_needs_a_linear_reading_the_input():
 
 
 def test_search_takes_the_best_energy_per_distortion_move_and_stops_at_the_threshold():
-    digits = load_digits()
-    x = torch.tensor(digits.data[:600] / 16.0, dtype=torch.float32)
-    y = torch.tensor(digits.target[:600])
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 12), nn.ReLU(), nn.Linear(12, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(100):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    model.eval()
-
-    def accuracy(m):
-        with torch.no_grad():
-            return float((m(x).argmax(1) == y).float().mean())
-
-    def weights(m):
-        return float(sum(l.weight.numel() for l in m if isinstance(l, nn.Linear)))
-
+    model, x, y = digits_mlp(24, 12, samples=600)
+    accuracy = partial(_accuracy, x=x, y=y)
     search = elimination_search(model, x, accuracy, weights, layers=["2", INPUTS, "0"], threshold=0.03, steps=4, samples=None)
     assert [k for k, _ in search.sizes] == [INPUTS, "0", "2"]  # input side first
+    assert len(search.accepted) >= 3 and search.stopped_by is not None  # it moved, then met the threshold
     acc0 = accuracy(model)
     assert all(pt.accuracy >= acc0 - 0.03 for pt in search.accepted)
     energies = [search.energy] + [pt.energy for pt in search.accepted]
