@@ -22,8 +22,9 @@ METHODS = (
     "torch.nn.utils.prune global L1 (peer)",
     "structured, ThiNet + LS (physical)",
     "energy-aware (Yang 2017)",
-    "neuron elimination (seed 002, no retraining)",
+    "neuron elimination, hidden layers (seed 002, no retraining)",
 )
+INPUT_ELIMINATION = "neuron + input-feature elimination (no retraining)"  # models whose first layer is Linear
 # tiny networks of --quick, weights counted by hand:
 # mlp 64*48 + 48*24 + 24*10 = 3072 + 1152 + 240 = 4464
 # cnn 1*8*9 + 8*16*9 + 64*32 + 32*10 = 72 + 1152 + 2048 + 320 = 3592
@@ -53,8 +54,8 @@ def test_a_row_per_method_for_each_model(quick_run):
     stdout, written = quick_run
     tables = _tables(written)
     assert set(tables) == set(DENSE_WEIGHTS)
-    for rows in tables.values():
-        assert [r[0] for r in rows] == ["baseline (dense)", *METHODS]
+    assert [r[0] for r in tables["mlp"]] == ["baseline (dense)", *METHODS, INPUT_ELIMINATION]
+    assert [r[0] for r in tables["cnn"]] == ["baseline (dense)", *METHODS]  # conv first: no input features to drop
     assert _tables(stdout) == tables  # the printed table is the written one
 
 
