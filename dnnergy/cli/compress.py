@@ -141,20 +141,22 @@ def run_compress(job: Job, method: str, max_drop: float, options: dict) -> tuple
                                             data=dataset.train.tensors[0][:512], energy_fn=job.energy_fn, evaluate_fn=job.evaluate_val, max_drop=max_drop)
         data_pkg.fine_tune(result, dataset, None, epochs=options.get("epochs", 3))
         details = record.to_dict()
-    elif method == "eliminate" and len(layers := [n.strip() for n in (options.get("layer") or "").split(",") if n.strip()]) > 1:
-        search = C.elimination_search(model, dataset.train, job.evaluate_val, job.energy_fn, layers=layers, threshold=max_drop)
-        if not search.accepted:
-            raise UserInputError(f"eliminate: no plan over {', '.join(layers)} keeps the accuracy within {max_drop:.1%}")
-        result, record = C.eliminate_plan(model, dataset.train, search.plan)
-        details = {**record.to_dict(), "search": search.to_records()}
     elif method == "eliminate":
-        layer = options.get("layer") or _first_hidden_linear(model)
-        sweep = C.elimination_sweep(model, layer, dataset.train, job.evaluate_val, job.energy_fn, threshold=max_drop, step=options.get("step", 5))
-        best = sweep.best(max_drop)
-        if best is None:
-            raise UserInputError(f"eliminate: no number of neurons in {layer!r} keeps the accuracy within {max_drop:.1%}")
-        result, record = C.eliminate_neurons(model, layer, dataset.train, best.p)
-        details = {**record.to_dict(), "sweep": sweep.to_records()}
+        layers = [n.strip() for n in (options.get("layer") or "").split(",") if n.strip()] or [_first_hidden_linear(model)]
+        if len(layers) > 1:
+            search = C.elimination_search(model, dataset.train, job.evaluate_val, job.energy_fn, layers=layers, threshold=max_drop)
+            if not search.accepted:
+                raise UserInputError(f"eliminate: no plan over {', '.join(layers)} keeps the accuracy within {max_drop:.1%}")
+            result, record = C.eliminate_plan(model, dataset.train, search.plan)
+            details = {**record.to_dict(), "search": search.to_records()}
+        else:
+            layer = layers[0]
+            sweep = C.elimination_sweep(model, layer, dataset.train, job.evaluate_val, job.energy_fn, threshold=max_drop, step=options.get("step", 5))
+            best = sweep.best(max_drop)
+            if best is None:
+                raise UserInputError(f"eliminate: no number of neurons in {layer!r} keeps the accuracy within {max_drop:.1%}")
+            result, record = C.eliminate_neurons(model, layer, dataset.train, best.p)
+            details = {**record.to_dict(), "sweep": sweep.to_records()}
     else:
         raise UserInputError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
     return result, details

@@ -48,8 +48,8 @@ class EAPConfig:
     drop while pruning one layer, from the accuracy when that layer started (``None`` =
     ``accuracy_drop``). ``step``: fraction of a layer's *remaining* weights removed per
     trial (a geometric schedule: 0.2 takes a layer from 90 % to 92 % sparsity, so the
-    last, most sensitive weights are removed in small steps). ``max_sparsity``: cap per layer. ``rounds``: re-fit batches per step (see module
-    NB). ``max_iterations``: prune / fine-tune iterations. ``damping``: ridge added to
+    last, most sensitive weights are removed in small steps). ``max_sparsity``: cap per
+    layer. ``rounds``: re-fit batches per step (see module NB). ``max_iterations``: prune / fine-tune iterations. ``damping``: ridge added to
     ``G`` when scoring, relative to its mean diagonal (the re-fit itself is undamped).
     ``batch_size``: calibration images per forward pass.
     """

@@ -50,9 +50,12 @@ def representative_neurons(x: Tensor | np.ndarray, p: int) -> tuple[int, ...]:
     x = np.asarray(x.detach().cpu().numpy() if isinstance(x, Tensor) else x, dtype=np.float64)
     if x.ndim != 2 or not 1 <= p <= min(x.shape):
         raise UserInputError(f"representative_neurons: need a 2-D activation matrix and 1 <= p <= {min(x.shape) if x.ndim == 2 else '?'} (got shape {x.shape}, p={p})")
-    u = np.linalg.svd(x, full_matrices=False)[0]
-    _, _, pivots = scipy.linalg.qr(u[:, :p].T, mode="economic", pivoting=True)
-    return tuple(int(i) for i in pivots[:p])
+    return _pivots(np.linalg.svd(x, full_matrices=False)[0], p)
+
+
+def _pivots(u: np.ndarray, p: int) -> tuple[int, ...]:
+    """Steps 3-5 of Algorithm 2 on the left singular vectors ``u``: the first ``p`` pivots of QR of ``U_p^T``."""
+    return tuple(int(i) for i in scipy.linalg.qr(u[:, :p].T, mode="economic", pivoting=True)[2][:p])
 
 
 #: Plan key for the model's input features (read by the Linear layer that takes the flattened input).
@@ -290,7 +293,7 @@ def elimination_sweep(model: nn.Module, layer: str, data: Any, evaluate_fn: Call
     rank = int((singular > singular.max(initial=0.0) * max(info.x.shape) * np.finfo(np.float64).eps).sum())  # numpy's matrix_rank
     points = []
     for p in range(rank, 0, -step):  # Algorithm 1
-        kept = sorted(int(i) for i in scipy.linalg.qr(u[:, :p].T, mode="economic", pivoting=True)[2][:p])
+        kept = sorted(_pivots(u, p))
         trial = ChannelSurgeon(copy.deepcopy(surgeon.model), surgeon.inputs)
         residual = _apply(trial, info, kept)
         point = EliminationPoint(p, float(evaluate_fn(trial.model)), float(energy_fn(trial.model)) if energy_fn else None, residual)
@@ -340,13 +343,16 @@ class _PlanBuilder:
     """Builds eliminated models for plans that share prefixes, reusing the common work.
 
     The model before simplifying key ``k`` depends only on the plan's earlier keys, so
-    that model, and the SVD of ``k``'s activation matrix, are cached by plan prefix.
+    that model, and ``k``'s layer record with the left singular vectors of its ``X``, are
+    cached by plan prefix. A key kept at its full size shares the model before it.
+    ``original`` holds the unsimplified model and ``seeds`` the records of every key on it.
     """
 
-    def __init__(self, model: nn.Module, keys: Sequence[str], x_in: Tensor, example: Any):
+    def __init__(self, original: ChannelSurgeon, keys: Sequence[str], x_in: Tensor, seeds: Sequence[_Layer]):
         self.keys, self.x_in = list(keys), x_in
-        self._models: dict[tuple[int, ...], ChannelSurgeon] = {(): ChannelSurgeon(copy.deepcopy(model), example)}
-        self._layers: dict[tuple[int, ...], tuple[_Layer, np.ndarray]] = {}
+        self._models: dict[tuple[int, ...], ChannelSurgeon] = {(): original}
+        sizes = [info.neurons for info in seeds]
+        self._layers = {tuple(sizes[:i]): (info, np.linalg.svd(info.x, full_matrices=False)[0]) for i, info in enumerate(seeds)}
 
     def build(self, ps: Sequence[int]) -> nn.Module:
         for i in range(len(self.keys)):
@@ -358,11 +364,11 @@ class _PlanBuilder:
                 info = _inspect(before, self.keys[i], self.x_in)
                 self._layers[prefix[:-1]] = (info, np.linalg.svd(info.x, full_matrices=False)[0])
             info, u = self._layers[prefix[:-1]]
-            surgeon = ChannelSurgeon(copy.deepcopy(before.model), before.inputs)
             if ps[i] < info.neurons:
-                kept = sorted(int(j) for j in scipy.linalg.qr(u[:, : ps[i]].T, mode="economic", pivoting=True)[2][: ps[i]])
-                _apply(surgeon, info, kept)
-            self._models[prefix] = surgeon
+                surgeon = ChannelSurgeon(copy.deepcopy(before.model), before.inputs)
+                _apply(surgeon, info, sorted(_pivots(u, ps[i])))
+                before = surgeon
+            self._models[prefix] = before
         return self._models[tuple(ps)].model
 
     def keep_only(self, ps: Sequence[int]) -> None:
@@ -379,14 +385,13 @@ def elimination_search(model: nn.Module, data: Any, evaluate_fn: Callable[[nn.Mo
 
     Seed 002 simplifies one layer at a time and reports the combined network. This search
     walks all ``layers`` (layer names and/or ``"inputs"``, see :func:`eliminate_plan`)
-    together, greedily: every round proposes, for each layer still open, ``p`` lowered by
-    about ``n / steps``; each proposal is built (Algorithm 2 + Eq. 6, no retraining) and
+    together, greedily: every round proposes, for each layer with more than one neuron,
+    ``p`` lowered by about ``n / steps``; each proposal is built (Algorithm 2 + Eq. 6, no retraining) and
     scored by energy saved per distortion added (distortion: relative squared error of
     the model outputs on the calibration inputs, smooth where accuracy is not). The best
     proposal is then checked with ``evaluate_fn``: kept if the accuracy drop from the
     original is at most ``threshold`` (absolute fraction); the first proposal past it ends
-    the search, as in Algorithm 1 (going on past a failure would let a noisy validation set
-    wave later, worse plans through). Rebuild the result with ``eliminate_plan(model, data,
+    the search, as in Algorithm 1. Rebuild the result with ``eliminate_plan(model, data,
     search.plan, samples=...)``.
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
@@ -395,10 +400,9 @@ def elimination_search(model: nn.Module, data: Any, evaluate_fn: Callable[[nn.Mo
         raise UserInputError("elimination_search: layers must name at least one layer (or 'inputs')")
     surgeon, x_in = _surgeon(model, data, example, samples)
     keys = _plan_order(surgeon.model, dict.fromkeys(layers, 1))
-    sizes = []
-    for key in keys:  # each key's neuron count in the original model (and a check that it can be eliminated)
-        sizes.append(_inspect(surgeon, key, x_in).neurons)
-    builder = _PlanBuilder(model, keys, x_in, surgeon.inputs)
+    seeds = [_inspect(surgeon, key, x_in) for key in keys]  # also checks that every key can be eliminated
+    sizes = [info.neurons for info in seeds]
+    builder = _PlanBuilder(surgeon, keys, x_in, seeds)
     with torch.no_grad():
         reference = model.eval()(x_in).double()
     scale = float(reference.square().sum()) or 1.0
