@@ -91,16 +91,27 @@ class EnergyObjective:
         hardware = self.hardware if isinstance(self.hardware, Hardware) else load_hardware(self.hardware)
         return hardware.unit
 
-    def _estimate(self, model: nn.Module):
-        from ..energy import estimate
-
+    def workload(self, model: nn.Module) -> Workload:
+        """The workload this objective prices: ``model`` traced on the example input with measured
+        densities (at batch 1 with those densities when ``per_image``)."""
         workload = trace(model, self.example_input, measure=True)
         if self.per_image:
             measured = {layer.name: layer for layer in workload.layers}
             single = trace(model, (1, *workload.input_shapes[0][1:]))
             workload = single.replace_layers({layer.name: {f: getattr(measured[layer.name], f) for f in _MEASURED}
                                               for layer in single.layers if layer.name in measured})
-        return workload, estimate(workload, self.hardware, self.dataflow, **dict(self.estimate_options))
+        return workload
+
+    def price(self, workload: Workload):
+        """The :class:`dnnergy.energy.EnergyReport` of ``workload`` on this objective's hardware,
+        dataflow and estimate options (for what-if edits of :meth:`workload`)."""
+        from ..energy import estimate
+
+        return estimate(workload, self.hardware, self.dataflow, **dict(self.estimate_options))
+
+    def _estimate(self, model: nn.Module):
+        workload = self.workload(model)
+        return workload, self.price(workload)
 
     def report(self, model: nn.Module):
         """The full :class:`dnnergy.energy.EnergyReport` of ``model`` on the example input."""

@@ -25,3 +25,17 @@ def test_per_image_energy_is_the_batch_1_estimate_with_batch_densities():
     # per image at batch 1 fetches every weight for one image: more than the batch's energy / 8
     whole = energy_objective(images, "horowitz45", "weights_once", non_mac="exclude")(model)
     assert objective(model) > whole / 8
+
+
+def test_workload_and_price_give_the_objective_and_price_what_if_edits():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    images = torch.randn(8, 16)
+    objective = energy_objective(images, "horowitz45", "weights_once", per_image=True, non_mac="exclude")
+    workload = objective.workload(model)
+    assert [l.name for l in workload.mac_layers()] == ["0", "2"] and workload["0"].N == 1  # batch 1
+    assert objective.price(workload).total == objective(model)
+    # what if every weight of the first layer were zero: priced like the same edit estimated by hand
+    edited = workload.replace_layers({"0": {"w_density": 0.0, "w_stats": None}})
+    expected = dnnergy.estimate(edited, "horowitz45", "weights_once", non_mac="exclude").total
+    assert objective.price(edited).total == expected < objective(model)
