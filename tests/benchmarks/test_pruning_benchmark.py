@@ -8,6 +8,7 @@ only the "Pruning" section of an existing results file is replaced.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -79,7 +80,52 @@ def test_targets_and_budgets_are_stated(quick_run):
     written = quick_run[1]
     assert "Budgets:" in written and "Targets (issue 4):" in written
     for name in DENSE_WEIGHTS:
-        assert re.search(rf"- {name}, eyeriss/row_stationary: EAP .* \*\*(met|NOT met)\*\*", written)
+        for view in ("as chosen on validation", "on the test curves"):
+            assert re.search(rf"- {name}, eyeriss/row_stationary, {view}.*: EAP .* \*\*(met|NOT met)\*\*", written)
+
+
+def _curve_tables(text: str) -> dict[str, list[list[str]]]:
+    """model name -> rows of the 'On the test curves' table that follows each model's main table."""
+    out = {}
+    for name, block in re.findall(r"^### (\w+) on \w+\n\n(?:\|.*\n)+\nOn the test curves.*\n\n((?:\|.*\n?)+)", text, flags=re.M):
+        out[name] = [[c.strip() for c in line.strip().strip("|").split("|")] for line in block.strip().splitlines()][2:]
+    return out
+
+
+def test_curve_tables_list_the_fine_tuning_methods_and_the_ceiling(quick_run):
+    curves = _curve_tables(quick_run[1])
+    assert set(curves) == set(DENSE_WEIGHTS)
+    for name, rows in curves.items():
+        methods = [r[0] for r in rows]
+        assert methods[-1].startswith("ceiling of unstructured pruning")
+        assert "magnitude, iterative (Han 2015)" in methods and "energy-aware (Yang 2017)" in methods
+        assert not any(m.startswith("neuron") for m in methods)  # no fine-tuning, no curve
+        for cells in rows[:-1]:
+            assert int(cells[1]) >= 1
+            for cell in cells[2:]:  # "2.10x (-0.4, 3.0x)": test loss within the 1-point budget
+                if cell != "none":
+                    assert float(re.match(r"[\d.]+x \(([-+][\d.]+),", cell).group(1)) >= -1.0
+
+
+def _benchmark_module():
+    spec = importlib.util.spec_from_file_location("pruning_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module while the class is created
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_best_on_curve_takes_the_largest_reduction_within_the_test_budget():
+    bench = _benchmark_module()
+    P = bench.Point
+    base = P(val=0.95, test=0.960, weights=100, energy=(100.0, 1000.0))
+    curve = (P(0.95, 0.958, 50, (50.0, 400.0)),   # -0.2: 2x / 2.5x
+             P(0.94, 0.951, 20, (40.0, 100.0)),   # -0.9: 2.5x / 10x
+             P(0.93, 0.940, 10, (20.0, 50.0)))    # -2.0: outside the 1-point budget
+    assert bench.best_on_curve(base, curve, 0.01, 0) is curve[1]
+    assert bench.best_on_curve(base, curve, 0.01, 1) is curve[1]
+    assert bench.best_on_curve(base, curve, 0.005, 0) is curve[0]
+    assert bench.best_on_curve(base, curve[2:], 0.01, 0) is None
 
 
 def test_only_the_pruning_section_is_replaced(quick_run):
