@@ -50,7 +50,17 @@ def representative_neurons(x: Tensor | np.ndarray, p: int) -> tuple[int, ...]:
     x = np.asarray(x.detach().cpu().numpy() if isinstance(x, Tensor) else x, dtype=np.float64)
     if x.ndim != 2 or not 1 <= p <= min(x.shape):
         raise UserInputError(f"representative_neurons: need a 2-D activation matrix and 1 <= p <= {min(x.shape) if x.ndim == 2 else '?'} (got shape {x.shape}, p={p})")
-    return _pivots(np.linalg.svd(x, full_matrices=False)[0], p)
+    return _pivots(_left_singular(x)[0], p)
+
+
+def _left_singular(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(U, s)`` of ``x = U S V^T`` (n x K) without forming ``V``: for a wide ``x`` (a conv channel's samples
+    are every image and position, K >> n) through the n x n factor ``R`` of ``x^T = Q R``, since
+    ``x = R^T Q^T`` has the same left singular vectors and values as ``R^T``."""
+    if x.shape[1] > 2 * x.shape[0]:
+        x = np.linalg.qr(x.T, mode="r").T
+    u, singular, _ = np.linalg.svd(x, full_matrices=False)
+    return u, singular
 
 
 def _pivots(u: np.ndarray, p: int) -> tuple[int, ...]:
@@ -289,7 +299,7 @@ def elimination_sweep(model: nn.Module, layer: str, data: Any, evaluate_fn: Call
     info = _inspect(surgeon, layer, x_in)
     base_accuracy = float(evaluate_fn(model))
     base_energy = float(energy_fn(model)) if energy_fn else None
-    u, singular, _ = np.linalg.svd(info.x, full_matrices=False)
+    u, singular = _left_singular(info.x)
     rank = int((singular > singular.max(initial=0.0) * max(info.x.shape) * np.finfo(np.float64).eps).sum())  # numpy's matrix_rank
     points = []
     for p in range(rank, 0, -step):  # Algorithm 1
@@ -352,7 +362,7 @@ class _PlanBuilder:
         self.keys, self.x_in = list(keys), x_in
         self._models: dict[tuple[int, ...], ChannelSurgeon] = {(): original}
         sizes = [info.neurons for info in seeds]
-        self._layers = {tuple(sizes[:i]): (info, np.linalg.svd(info.x, full_matrices=False)[0]) for i, info in enumerate(seeds)}
+        self._layers = {tuple(sizes[:i]): (info, _left_singular(info.x)[0]) for i, info in enumerate(seeds)}
 
     def build(self, ps: Sequence[int]) -> nn.Module:
         for i in range(len(self.keys)):
@@ -362,7 +372,7 @@ class _PlanBuilder:
             before = self._models[prefix[:-1]]
             if prefix[:-1] not in self._layers:
                 info = _inspect(before, self.keys[i], self.x_in)
-                self._layers[prefix[:-1]] = (info, np.linalg.svd(info.x, full_matrices=False)[0])
+                self._layers[prefix[:-1]] = (info, _left_singular(info.x)[0])
             info, u = self._layers[prefix[:-1]]
             if ps[i] < info.neurons:
                 surgeon = ChannelSurgeon(copy.deepcopy(before.model), before.inputs)
