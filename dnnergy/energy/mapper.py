@@ -113,8 +113,10 @@ def _stage_two(s: ConvShape, array: PEArray, base: dict[str, int], fold_s: int, 
 
 
 def search_mapping(s: ConvShape, array: PEArray, capacity: int | None, energies: dict) -> RSMapping:
-    """The cheapest row-stationary mapping found for ``s`` (memory energy, hardware unit), never
-    worse than :func:`~dnnergy.energy.row_stationary.default_mapping`; ``capacity`` in words."""
+    """The cheapest row-stationary mapping found for ``s`` (memory energy, hardware unit) that fits
+    ``capacity`` (words); never worse than :func:`~dnnergy.energy.row_stationary.default_mapping` when
+    the default fits. (The default streams one pass of channels per buffer tile; when that alone
+    overflows the buffer, the search's smaller channel tile can cost more than the infeasible default.)"""
     default = default_mapping(s, array, capacity, energies)
     best, best_cost = default, float(rs_energy(rs_counts(s, default, array), energies))
     if not fits(s, default, array, capacity):

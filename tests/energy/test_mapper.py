@@ -8,13 +8,13 @@ from math import ceil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 import dnnergy
 from dnnergy.energy import get_dataflow
-from dnnergy.energy.mapper import RowStationarySearch, search_mapping
+from dnnergy.energy.mapper import RowStationarySearch, fits, search_mapping
 from dnnergy.energy.row_stationary import ConvShape, RowStationary, default_mapping, level_energies, rs_counts, rs_energy
 from dnnergy.hardware import LevelKind, MemoryLevel, PEArray, load_hardware
 
@@ -45,6 +45,9 @@ def _capacity(hw):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=shapes(), tight=st.booleans())
+# found by hypothesis: the default's one pass of 12 channels needs 1,056 buffer words of 1,024, so it
+# does not fit; the search halves the channel tile and pays a little more energy for a mapping that fits
+@example(s=ConvShape(N=1, C=12, M=3, H=5, W=15, R=3, S=1, E=2, F=8, U=(2, 2)), tight=True)
 def test_search_is_never_worse_and_respects_capacities(s, tight):
     hw = TIGHT if tight else EYERISS
     array, capacity, energies = hw.pe_array, _capacity(hw), level_energies(hw)
@@ -52,7 +55,8 @@ def test_search_is_never_worse_and_respects_capacities(s, tight):
     best = search_mapping(s, array, capacity, energies)
     e_default = float(rs_energy(rs_counts(s, default, array), energies))
     e_best = float(rs_energy(rs_counts(s, best, array), energies))
-    assert e_best <= e_default * (1 + 1e-12)
+    if fits(s, default, array, capacity):  # an overflowing default's energy is not achievable
+        assert e_best <= e_default * (1 + 1e-12)
     # capacities, recomputed here from the mapping's fields:
     s_piece = ceil(s.S / best.fold_s)
     rows_per_set = ceil(s.R * best.fold_s / ceil(s.R * best.fold_s / array.rows))
