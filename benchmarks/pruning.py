@@ -419,8 +419,9 @@ def targets(name: str, base: Row, rows: dict[str, Row], max_drop: float, ceiling
                        f"points): **{'met' if ok else 'NOT met'}**")
             pm, pe = best_on_curve(b, mag.curve, max_drop, i), best_on_curve(b, eap.curve, max_drop, i)
             if pm is None or pe is None:
+                missing = " or ".join(m for m, p in (("magnitude", pm), ("EAP", pe)) if p is None)
                 out.append(f"- {name}, {hw}/{flow}, on the test curves: no point within {pts:.0f} point for "
-                           f"{'magnitude' if pm is None else 'EAP'}: **NOT met**")
+                           f"{missing}: **NOT met**")
                 continue
             m, e = reduction(b, pm, i), reduction(b, pe, i)
             bound = (f"; out of reach of unstructured pruning that keeps the activation densities: the ceiling "

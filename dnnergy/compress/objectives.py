@@ -104,7 +104,7 @@ class EnergyObjective:
 
     def price(self, workload: Workload):
         """The :class:`dnnergy.energy.EnergyReport` of ``workload`` on this objective's hardware,
-        dataflow and estimate options (for what-if edits of :meth:`workload`)."""
+        dataflow and estimate options, in :attr:`unit` (for what-if edits of :meth:`workload`)."""
         from ..energy import estimate
 
         return estimate(workload, self.hardware, self.dataflow, **dict(self.estimate_options))
