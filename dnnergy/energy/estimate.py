@@ -215,6 +215,7 @@ def estimate(
         mac_energy=hw.mac.energy(hw.word_bits, hw.word_bits) or 1.0,
         mappings=mappings,
         excluded=tuple(excluded),
+        levels=tuple(level.name for level in hw.levels),
     )
 
 

@@ -64,8 +64,10 @@ class EnergyReport:
     Every view (``by_layer``, ``by_datum``, ``by_level``, ``total``) sums the same
     records. ``mappings`` holds the mapping each layer's dataflow chose (when it reports
     one); ``excluded`` the layers left out (non-MAC layers with ``non_mac="exclude"``);
-    ``mac_energy`` the energy of one reference MAC, used by :meth:`normalized`.
-    Reports add (``a + b``) only when their units agree.
+    ``mac_energy`` the energy of one reference MAC, used by :meth:`normalized`;
+    ``levels`` the hardware's memory-level names, outermost (DRAM) first, so tables and
+    plots can order level columns as the hardware does. Reports add (``a + b``) only when
+    their units agree.
     """
 
     records: tuple[EnergyRecord, ...]
@@ -76,6 +78,7 @@ class EnergyReport:
     mac_energy: float = 1.0
     mappings: Mapping[str, Mapping[str, Any]] | None = None
     excluded: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.unit, str) or not self.unit:
@@ -84,6 +87,7 @@ class EnergyReport:
             raise UserInputError(f"EnergyReport: mac_energy must be > 0 (got {self.mac_energy!r})")
         object.__setattr__(self, "records", tuple(self.records))
         object.__setattr__(self, "mappings", dict(self.mappings or {}))
+        object.__setattr__(self, "levels", tuple(self.levels))
 
     # -- totals and views --------------------------------------------------------
     @property
@@ -127,7 +131,8 @@ class EnergyReport:
         records = tuple(
             EnergyRecord(r.layer, r.kind, r.datum, r.level, r.accesses, r.bits, r.energy * scale) for r in self.records
         )
-        return EnergyReport(records, "MAC-normalized", self.hardware, self.dataflow, self.workload, 1.0, self.mappings, self.excluded)
+        return EnergyReport(records, "MAC-normalized", self.hardware, self.dataflow, self.workload, 1.0, self.mappings,
+                            self.excluded, self.levels)
 
     def __add__(self, other: "EnergyReport") -> "EnergyReport":
         if not isinstance(other, EnergyReport):
@@ -144,6 +149,7 @@ class EnergyReport:
             self.mac_energy,
             {**self.mappings, **other.mappings},
             self.excluded + other.excluded,
+            self.levels + tuple(name for name in other.levels if name not in self.levels),
         )
 
     # -- export -------------------------------------------------------------------
@@ -167,6 +173,7 @@ class EnergyReport:
             "by_datum": self.by_datum(),
             "by_layer": self.by_layer(),
             "excluded": list(self.excluded),
+            "levels": list(self.levels),
             "mappings": {k: dict(v) for k, v in self.mappings.items()},
             "records": [asdict(r) for r in self.records],
         }

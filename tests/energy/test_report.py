@@ -86,3 +86,13 @@ def test_estimate_carries_unit_and_row_stationary_mapping():
     assert r.unit == "MAC-normalized" and r.hardware == "eyeriss" and r.dataflow == "row_stationary"
     assert "conv" in r.mappings and isinstance(r.mappings["conv"], dict)
     assert estimate(Workload((conv,), "one"), "horowitz45", "row_stationary").unit == "pJ"
+
+
+def test_report_carries_the_hardware_level_order():
+    from dnnergy import estimate, trace
+    from torch import nn
+
+    report = estimate(trace(nn.Linear(8, 4), (1, 8)), "eyeriss", "row_stationary")
+    assert report.levels == ("DRAM", "global_buffer", "array", "RF")  # eyeriss.yaml, outermost first
+    assert report.normalized().levels == report.levels and (report + report).levels == report.levels
+    assert report.to_dict()["levels"] == list(report.levels)
