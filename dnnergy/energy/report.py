@@ -6,13 +6,12 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
+from ..io import atomic_write
 
 __all__ = ["EnergyRecord", "EnergyReport", "COMPUTE", "RECORD_FIELDS"]
 
@@ -42,19 +41,6 @@ class EnergyRecord:
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(EnergyRecord))
-
-
-def _atomic_write(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +168,7 @@ class EnergyReport:
         """The report as JSON text; also written atomically to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=1, default=str)
         if path is not None:
-            _atomic_write(path, text)
+            atomic_write(path, text)
         return text
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str:
@@ -194,5 +180,5 @@ class EnergyReport:
             writer.writerow((*(getattr(record, f) for f in RECORD_FIELDS), self.unit))
         text = buffer.getvalue()
         if path is not None:
-            _atomic_write(path, text)
+            atomic_write(path, text)
         return text

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from ..energy import EnergyReport
 from ..errors import UserInputError
+from ..io import atomic_write
 from .breakdown import layer_breakdown
 
 __all__ = ["plot_breakdown", "plot_tradeoff"]
@@ -26,19 +26,10 @@ def _pyplot():
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` atomically to ``path`` in the format its suffix names (PNG when it has none)."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise UserInputError(f"cannot write plot {path}: folder {path.parent} does not exist")
-    suffix = path.suffix or ".png"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    fmt = path.suffix[1:].lower() or "png"
+    return atomic_write(path, lambda handle: fig.savefig(handle, format=fmt, dpi=120, bbox_inches="tight"))
 
 
 def plot_breakdown(report: EnergyReport, path: str | os.PathLike, top: int = 40) -> Path:

@@ -75,7 +75,9 @@ def test_csv_and_json_written_atomically(tmp_path):
 
 
 def test_failed_write_leaves_no_file(tmp_path):
-    with pytest.raises(OSError):
+    from dnnergy.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="folder .* does not exist"):
         report().to_csv(tmp_path / "missing_dir" / "r.csv")
     assert list(tmp_path.iterdir()) == []
 
