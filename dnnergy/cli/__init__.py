@@ -31,9 +31,10 @@ def summary(
     csv_out: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
 ) -> None:
     """Per-layer shapes, MACs, parameters and feature-map sizes, with totals."""
-    from ._format import console
+    from ..report import summary_table, unsupported_lines
+    from ._format import console, render
     from ._resolve import load_workload, parse_shape
-    from .summary import summary_csv, summary_table, unsupported_lines
+    from .summary import summary_csv
 
     workload = load_workload(model, parse_shape(input_shape), batch)
     if json_out:
@@ -41,7 +42,7 @@ def summary(
     elif csv_out:
         typer.echo(summary_csv(workload), nl=False)
     else:
-        console.print(summary_table(workload))
+        console.print(render(summary_table(workload)))
         for line in unsupported_lines(workload):
             console.print(line)
 
@@ -64,10 +65,10 @@ def estimate(
 ) -> None:
     """Energy per layer, split into computation and data movement per level and data type."""
     from .. import energy as energy_pkg
-    from ..report import plot_breakdown
-    from ._format import console
+    from ..report import energy_table, plot_breakdown, share_lines
+    from ._format import console, render
     from ._resolve import load_model, load_workload, parse_shape
-    from .estimate import energy_table, parse_bits, profile_input, share_lines
+    from .estimate import parse_bits, profile_input
 
     shape = parse_shape(input_shape)
     if profile is not None:
@@ -83,10 +84,7 @@ def estimate(
     elif csv_out:
         typer.echo(report.to_csv(), nl=False)
     else:
-        from ..hardware import load_hardware
-
-        order = tuple(level.name for level in load_hardware(hardware).levels)
-        console.print(energy_table(report, per=workload.batch, level_order=order))
+        console.print(render(energy_table(report, per=workload.batch)))
         for line in share_lines(report):
             console.print(line)
     if plot:
@@ -181,10 +179,10 @@ def tradeoff(
 @app.command()
 def zoo() -> None:
     """List the architectures in the zoo with their input shapes and published figures."""
-    from ._format import console
-    from .summary import zoo_table
+    from ..report import zoo_table
+    from ._format import console, render
 
-    console.print(zoo_table())
+    console.print(render(zoo_table()))
 
 
 @app.command()

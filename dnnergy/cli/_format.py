@@ -1,13 +1,17 @@
-"""Plain-text tables for the CLI (rich), number formatting with SI prefixes."""
+"""The CLI's text output (rich): ``render`` turns report tables into text, numbers formatted with SI prefixes."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["si", "energy", "render_table", "console"]
+if TYPE_CHECKING:
+    from ..report.tables import Cell
+    from ..report.tables import Table as ReportTable
+
+__all__ = ["si", "energy", "render", "render_table", "console"]
 
 console = Console(highlight=False, soft_wrap=False, width=200)
 
@@ -38,3 +42,38 @@ def render_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[obj
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     return table
+
+
+#: Units whose cells show the unit themselves (``"2.1uJ"``, ``"3.8%"``), so their headers drop it.
+_SHOWN_IN_CELLS = ("pJ", "%")
+
+
+def _cell(value: Cell, unit: str) -> str:
+    """One cell as text: empty for None, pJ as joules with an SI prefix, percent with one decimal, other numbers SI."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if unit == "%":
+        return f"{value:.1f}%"
+    return energy(value, unit) if unit == "pJ" else si(value)
+
+
+def render(table: ReportTable) -> Table:
+    """The one place report tables become text: a rich Table of ``table`` with every number formatted.
+
+    Numbers get SI prefixes (``235200 -> '235k'``), pJ energies become joules
+    (``2.1e6 -> '2.1uJ'``) and percentages keep one decimal (``80.7 -> '80.7%'``); the
+    headers of those columns drop their ``" (pJ)"``/``" (%)"``. When the other columns
+    with a unit all share one (``"@DRAM (MAC-normalized)"``), it moves from their headers
+    to the end of the title (``", in MAC-normalized"``).
+    """
+    units = table.units
+    others = {unit for unit in units if unit and unit not in _SHOWN_IN_CELLS}
+    moved = others if len(others) == 1 else set()
+    headers = [column[: -len(f" ({unit})")] if unit and (unit in _SHOWN_IN_CELLS or unit in moved) else column
+               for column, unit in zip(table.columns, units)]
+    title = table.title + "".join(f", in {unit}" for unit in moved)
+    rows = [[_cell(value, unit) for value, unit in zip(row, units)] for row in table.rows]
+    footer = [_cell(value, unit) for value, unit in zip(table.footer, units)] if table.footer is not None else None
+    return render_table(title, headers, rows, footer)

@@ -19,19 +19,17 @@ def run_demo() -> None:
 def _estimates() -> None:
     from .. import zoo
     from ..energy import estimate
-    from ..hardware import load_hardware
+    from ..report import energy_table, share_lines, summary_table
     from ..workload import trace
-    from .estimate import energy_table, share_lines
-    from .summary import summary_table
+    from ._format import render
 
     for name in ("lenet5", "alexnet"):
         info = zoo.model_info(name)
         workload = trace(zoo.create_model(name), info.input_shape, name=name)
-        console.print(summary_table(workload))
+        console.print(render(summary_table(workload)))
         for hardware, dataflow in (("eyeriss", "row_stationary"), ("horowitz45", "weights_once")):
             report = estimate(workload, hardware, dataflow)
-            order = tuple(level.name for level in load_hardware(hardware).levels)
-            console.print(energy_table(report, level_order=order))
+            console.print(render(energy_table(report)))
             for line in share_lines(report):
                 console.print(line)
         console.print()

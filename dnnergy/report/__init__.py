@@ -1,6 +1,8 @@
-"""Views of results for people: per-layer breakdown tables and plots."""
+"""Views of results for people: per-layer breakdowns, report tables of plain values, and plots."""
 
 from .breakdown import layer_breakdown
 from .plots import plot_breakdown, plot_tradeoff
+from .tables import Table, energy_table, share_lines, summary_table, unsupported_lines, zoo_table
 
-__all__ = ["layer_breakdown", "plot_breakdown", "plot_tradeoff"]
+__all__ = ["layer_breakdown", "plot_breakdown", "plot_tradeoff", "Table", "summary_table", "energy_table", "zoo_table",
+           "unsupported_lines", "share_lines"]

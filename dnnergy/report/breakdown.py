@@ -24,8 +24,12 @@ class LayerBreakdown:
 def layer_breakdown(report: EnergyReport, level_order: Sequence[str] = ()) -> tuple[list[LayerBreakdown], list[str], list[str]]:
     """Rows in execution order, plus the data-type and level column names that occur.
 
-    Levels come compute first (``MAC``, ``ALU``), then in ``level_order`` (e.g. the
-    hardware's levels, DRAM first), then any others by name.
+    Energies are in the report's unit. Data types come ``compute``, ``ifmap``,
+    ``weight``, ``ofmap``; levels compute first (``MAC``, ``ALU``), then in
+    ``level_order`` (by default ``report.levels``, the hardware's, DRAM first), then any
+    others by name. Example: records of 10 on (compute, MAC) and 30 on (weight, DRAM) for
+    layer ``fc`` give one row with ``by_datum == {"compute": 10, "weight": 30}``, total 40,
+    and columns ``["compute", "weight"]``, ``["MAC", "DRAM"]``.
     """
     rows: dict[str, LayerBreakdown] = {}
     datums: list[str] = []
@@ -42,7 +46,7 @@ def layer_breakdown(report: EnergyReport, level_order: Sequence[str] = ()) -> tu
             levels.append(record.level)
     order = {"compute": 0, "ifmap": 1, "weight": 2, "ofmap": 3}
     datums.sort(key=lambda d: order.get(d, 9))
-    rank = {name: i for i, name in enumerate(("MAC", "ALU", *level_order))}
+    rank = {name: i for i, name in enumerate(("MAC", "ALU", *(level_order or report.levels)))}
     levels.sort(key=lambda lv: (rank.get(lv, len(rank)), lv))
     result = [LayerBreakdown(r.layer, r.kind, r.by_datum, r.by_level, sum(r.by_datum.values())) for r in rows.values()]
     return result, datums, levels

@@ -91,6 +91,9 @@ def test_estimate_table_plot_and_lower_bits(cli, tmp_path):
     code, out, err = cli("estimate", "lenet5", "--plot", str(plot))
     assert code == 0
     assert "by data type:" in out and "@DRAM" in out
+    # eyeriss prices in MAC-normalized units; levels follow the hardware, DRAM first, after the compute levels
+    assert "lenet5: energy on eyeriss (row_stationary), in MAC-normalized" in out
+    assert out.index("@ALU") < out.index("@DRAM") < out.index("@global_buffer") < out.index("@array") < out.index("@RF")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     _, full, _ = cli("estimate", "lenet5", "--json")
     _, eight, _ = cli("estimate", "lenet5", "--bits", "8,8", "--json")
@@ -103,6 +106,33 @@ def test_estimate_profile_random_and_csv(cli):
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert {r["datum"] for r in rows} >= {"compute", "ifmap", "weight", "ofmap"}
+
+
+def rendered_text(table) -> str:
+    """What the CLI prints for a report table."""
+    from rich.console import Console
+
+    from dnnergy.cli._format import render
+
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(render(table))
+    return console.export_text()
+
+
+def test_render_formats_numbers_and_keeps_units_once():
+    from dnnergy.cli._format import render
+    from dnnergy.report import Table
+
+    columns = ("layer", "kind", "MACs", "weight (pJ)", "@DRAM (pJ)", "share (%)")
+    text = rendered_text(Table("net: energy", columns, [("fc1", "fc", 235_200, 2.1e6, 640.0, 80.66)], ("total", "1 layers", 235_200, 2.1e6, None, 100.0)))
+    # 235,200 MACs -> 235k; 2.1e6 pJ = 2.1 uJ; 640 pJ stays pJ; 80.66 % to one decimal
+    assert "net: energy" in text and "235k" in text and "2.1uJ" in text and "640pJ" in text and "80.7%" in text and "100.0%" in text
+    assert "(pJ)" not in text and "(%)" not in text and "@DRAM" in text
+    normalized = Table("net: energy", ("layer", "@DRAM (MAC-normalized)"), [("fc1", 1_500_000)])
+    assert render(normalized).title == "net: energy, in MAC-normalized"
+    assert "1.5M" in rendered_text(normalized) and "(MAC-normalized)" not in rendered_text(normalized)
+    mixed = rendered_text(Table("t", ("layer", "a (MAC-normalized)", "b (s)"), [("fc1", 2.0, 3.0)]))
+    assert "a (MAC-normalized)" in mixed and "b (s)" in mixed  # two units: each stays in its header
 
 
 @pytest.mark.parametrize(

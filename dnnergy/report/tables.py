@@ -1,0 +1,196 @@
+"""Report tables as plain values: per-layer shapes and counts, per-layer energy, the zoo.
+
+A :class:`Table` keeps numbers as numbers (cells are str, int, float or None) and writes
+units into the column headers (``"total (pJ)"``, ``"share (%)"``); front ends decide how
+to show them (the CLI renders them with rich through ``dnnergy.cli._format.render``), and
+``to_csv``/``to_json`` are the machine forms.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+
+from ..energy import EnergyReport
+from ..workload import Layer, Workload
+from .breakdown import layer_breakdown
+
+__all__ = ["Cell", "Table", "summary_table", "energy_table", "zoo_table", "unsupported_lines", "share_lines"]
+
+#: One table cell: text, a number in its column's unit, or None (empty).
+Cell = str | int | float | None
+
+_UNIT = re.compile(r" \(([^()]+)\)$")
+
+
+def _cells(cells: object, width: int, where: str) -> tuple[Cell, ...]:
+    """``cells`` as a tuple of ``width`` plain values, or ValueError naming ``where``."""
+    cells = tuple(cells)
+    if len(cells) != width:
+        raise ValueError(f"Table: {where} has {len(cells)} cells for {width} columns")
+    for cell in cells:
+        if cell is not None and (isinstance(cell, bool) or not isinstance(cell, (str, int, float))):
+            raise ValueError(f"Table: {where} has {cell!r}; cells must be str, int, float or None")
+    return cells
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A titled table of plain values: header ``columns``, ``rows`` of cells and an optional ``footer`` of totals.
+
+    Cells are str, int, float or None (empty). A column's unit is the header's trailing
+    ``" (unit)"`` (``"energy (pJ)"``, ``"share (%)"``, read back by :attr:`units`); count
+    columns are named after what they count (``"MACs"``, ``"params"``) and need none. The
+    footer is not a row: records, frames and CSV hold the rows only. Example:
+    ``Table("fc", ("layer", "MACs"), [("fc1", 784 * 300)]).to_records() == [{"layer": "fc1", "MACs": 235200}]``.
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    footer: tuple[Cell, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.title, str):
+            raise ValueError(f"Table: title must be a str (got {self.title!r})")
+        columns = tuple(self.columns)
+        if not columns or not all(isinstance(c, str) and c for c in columns) or len(set(columns)) != len(columns):
+            raise ValueError(f"Table {self.title!r}: columns must be distinct non-empty strings (got {columns!r})")
+        object.__setattr__(self, "columns", columns)
+        object.__setattr__(self, "rows", tuple(_cells(row, len(columns), f"{self.title!r} row {i}") for i, row in enumerate(self.rows)))
+        if self.footer is not None:
+            object.__setattr__(self, "footer", _cells(self.footer, len(columns), f"{self.title!r} footer"))
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """Each column's unit from its header (``"total (pJ)" -> "pJ"``), ``""`` for text and count columns."""
+        return tuple(match.group(1) if (match := _UNIT.search(c)) else "" for c in self.columns)
+
+    def to_records(self) -> list[dict[str, Cell]]:
+        """One dict per row keyed by column header, numbers unformatted (``[{"layer": "fc1", "MACs": 235200}]``)."""
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+    def to_frame(self):
+        """The rows as a pandas DataFrame whose columns are the headers (units included)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(list(self.rows), columns=list(self.columns))
+
+    def to_csv(self) -> str:
+        """CSV text: the header line, then one line per row; numbers in full (``235200``), None as an empty field."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.columns)
+        writer.writerows(self.rows)
+        return buffer.getvalue()
+
+    def to_json(self) -> str:
+        """JSON text: ``title``, ``columns``, ``units``, ``rows`` (the records) and ``footer`` (a record or null)."""
+        footer = dict(zip(self.columns, self.footer)) if self.footer is not None else None
+        return json.dumps({"title": self.title, "columns": list(self.columns), "units": list(self.units),
+                           "rows": self.to_records(), "footer": footer}, indent=1)
+
+
+def _shape(layer: Layer) -> tuple[str, str, str]:
+    """Input ``CxHxW``, output ``MxExF`` and the kernel (``5x5``, ``2x2/s2 g20``, empty for 1x1)."""
+    kernel = f"{layer.R}x{layer.S}" if layer.R * layer.S > 1 else ""
+    if layer.stride != (1, 1):
+        kernel += f"/s{layer.stride[1]}"
+    if layer.groups > 1:
+        kernel += f" g{layer.groups}"
+    return f"{layer.C}x{layer.H}x{layer.W}", f"{layer.M}x{layer.E}x{layer.F}", kernel
+
+
+def summary_table(workload: Workload) -> Table:
+    """Per-layer shapes and counts (MACs, other ops, learned params, ifmap and ofmap elements) with totals.
+
+    The params total counts shared parameters once (:attr:`Workload.params`); the other
+    totals are sums over the rows. Example: ``trace(nn.Linear(784, 300), (1, 784))`` gives
+    one row ``("addmm", "fc", "784x1x1", "300x1x1", "", 235200, 0, 235500, 784, 300)``
+    (784 * 300 MACs; 235,200 weights + 300 biases).
+    """
+    rows = [(layer.name, layer.kind.value, *_shape(layer), layer.macs, layer.ops, layer.params, layer.ifmap, layer.ofmap)
+            for layer in workload]
+    totals = workload.totals()
+    footer = ("total", f"{len(rows)} layers", None, None, None, totals["macs"], sum(layer.ops for layer in workload),
+              totals["params"], totals["ifmap"], totals["ofmap"])
+    shapes = ", ".join(str(shape) for shape in workload.input_shapes)
+    columns = ("layer", "kind", "in CxHxW", "out MxExF", "kernel", "MACs", "ops", "params", "ifmap", "ofmap")
+    return Table(f"{workload.name}  input {shapes}", columns, rows, footer)
+
+
+def energy_table(report: EnergyReport, per: int = 1) -> Table:
+    """Per-layer energy by data type and by level, the layer's total and its share of the network, with totals.
+
+    Level columns (``"@DRAM (pJ)"``) come compute first (``MAC``, ``ALU``), then in
+    ``report.levels`` order (the hardware's, DRAM first); energies are in the report's
+    unit divided by ``per`` (images in the batch; the title then says "per image"), shares
+    in percent of the report's total. Example: a report of one layer ``fc`` with 10 pJ of
+    MACs and 30 pJ of weight reads from DRAM, ``per=2``, has the row
+    ``("fc", "fc", 5.0, 15.0, 5.0, 15.0, 20.0, 100.0)``.
+    """
+    if isinstance(per, bool) or not isinstance(per, int) or per < 1:
+        raise ValueError(f"energy_table: per must be a positive int (images; got {per!r})")
+    layers, datums, levels = layer_breakdown(report, report.levels)
+    total = report.total
+    rows = [(row.layer, row.kind, *(row.by_datum.get(d, 0.0) / per for d in datums),
+             *(row.by_level.get(lv, 0.0) / per for lv in levels), row.total / per, 100 * row.total / total if total else 0.0)
+            for row in layers]
+    sums = (sum(row[i] for row in rows) for i in range(2, 3 + len(datums) + len(levels)))
+    footer = ("total", f"{len(rows)} layers", *sums, 100.0 if total else 0.0)
+    unit = report.unit
+    columns = ("layer", "kind", *(f"{d} ({unit})" for d in datums), *(f"@{lv} ({unit})" for lv in levels), f"total ({unit})", "share (%)")
+    title = f"{report.workload}: energy{' per image' if per > 1 else ''} on {report.hardware} ({report.dataflow})"
+    return Table(title, columns, rows, footer)
+
+
+def zoo_table() -> Table:
+    """The zoo: each model's name, example input (``1x1x28x28``), published MACs and params (None if unpublished), description.
+
+    Published params fall back to published weights when only those are known; e.g. the
+    ``lenet5`` row has 2,293,000 MACs (288,000 + 1,600,000 + 400,000 + 5,000).
+    """
+    from .. import zoo
+
+    rows = []
+    for name in zoo.list_models():
+        info = zoo.model_info(name)
+        published = info.published
+        rows.append((name, "x".join(map(str, info.input_shape)), published.get("macs"),
+                     published.get("params", published.get("weights")), info.description))
+    return Table("dnnergy zoo", ("model", "input", "published MACs", "published params", "description"), rows)
+
+
+def unsupported_lines(workload: Workload) -> list[str]:
+    """One line per op that was not counted (with its share of all MACs), and one counting the free ops.
+
+    Example: a model with three views/reshapes and nothing unsupported gives
+    ``["free ops (views, reshapes, tensor creation): 3"]``.
+    """
+    lines = []
+    shares = workload.unsupported_share()
+    for op in workload.unsupported:
+        share = shares[op.op]
+        share_text = f"{share:.1%} of MACs" if share is not None else "MACs unknown"
+        lines.append(f"not counted: {op.op} x{op.count} in {', '.join(m or '<root>' for m in op.modules)} ({share_text})")
+    free = sum(count for _, count in workload.ignored)
+    if free:
+        lines.append(f"free ops (views, reshapes, tensor creation): {free}")
+    return lines
+
+
+def share_lines(report: EnergyReport) -> list[str]:
+    """Two lines: the report's split by data type and by level, in whole percent, in the energy table's column order.
+
+    Example: 10 pJ of MACs and 30 pJ of weight reads from DRAM give
+    ``["by data type: compute 25%, weight 75%", "by level: MAC 25%, DRAM 75%"]``.
+    """
+    _, datums, levels = layer_breakdown(report, report.levels)
+    total = report.total or 1.0
+    by_datum, by_level = report.by_datum(), report.by_level()
+    datum = ", ".join(f"{d} {by_datum[d] / total:.0%}" for d in datums)
+    level = ", ".join(f"{lv} {by_level[lv] / total:.0%}" for lv in levels)
+    return [f"by data type: {datum}", f"by level: {level}"]
