@@ -72,7 +72,12 @@ class Registry(Generic[T]):
 
     def register(self, name: str | None = None, *, aliases: Iterable[str] = (),
                  override: bool = False) -> Callable[[F], F]:
-        """Decorator form of :meth:`add`; ``name`` defaults to the decorated object's ``__name__``."""
+        """Decorator form of :meth:`add`; ``name`` defaults to the decorated object's ``__name__``.
+
+        An explicit ``name`` is checked at once (a ``TypeError`` before anything is decorated).
+        """
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"register {self.kind}: names must be non-empty strings (got {name!r})")
 
         def decorate(entry: F) -> F:
             self.add(name if name is not None else getattr(entry, "__name__", ""), entry, aliases=aliases,

@@ -1,8 +1,9 @@
-"""Energy estimation: dataflow models, sparsity coding, ``estimate``, ``EnergyReport`` and ``profile``."""
+"""Energy estimation: dataflow models, DRAM codes, ``estimate``, ``EnergyReport`` and ``profile``."""
 
 from . import coding
+from .codes import DramCode, RawCode, RlcCode, ZeroFlagCode, code_ratio, get_code, list_codes, register_code
 from .dataflow import AccessCounts, Dataflow, get_dataflow, list_dataflows, register_dataflow
-from .estimate import Coding, NonMac, ZeroMode, estimate
+from .estimate import NonMac, ZeroMode, estimate
 from .profile import profile
 from .report import EnergyRecord, EnergyReport
 from .mapper import RowStationarySearch
@@ -15,8 +16,15 @@ __all__ = [
     "EnergyReport",
     "EnergyRecord",
     "ZeroMode",
-    "Coding",
     "NonMac",
+    "DramCode",
+    "RlcCode",
+    "ZeroFlagCode",
+    "RawCode",
+    "register_code",
+    "get_code",
+    "list_codes",
+    "code_ratio",
     "AccessCounts",
     "Dataflow",
     "register_dataflow",

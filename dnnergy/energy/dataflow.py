@@ -14,12 +14,13 @@ applies those. A minimal dataflow (every operand fetched from the buffer, once p
 Optional hook: a dataflow may also define ``output_accesses(layer, hardware) ->
 AccessCounts``, the extra accesses for the network's output; ``estimate`` adds them to
 the last MAC layer (``weights_once`` writes and reads the final output once in SRAM).
+
+Dataflows are registered (as zero-argument factories) in a
+:class:`~dnnergy.registry.Registry` of kind ``"dataflow"``.
 """
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -27,6 +28,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..errors import UserInputError
 from ..hardware import Hardware, LevelKind
+from ..registry import Registry
 from ..workload import Datum, Layer
 
 __all__ = ["AccessCounts", "Dataflow", "register_dataflow", "get_dataflow", "list_dataflows"]
@@ -73,42 +75,40 @@ class Dataflow(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Callable[[], Dataflow]] = {}
+_REGISTRY: Registry[Callable[[], Dataflow]] = Registry("dataflow")
 _T = TypeVar("_T", bound=Callable[[], Dataflow])
 
 
 def register_dataflow(name: str, *, override: bool = False) -> Callable[[_T], _T]:
     """Class decorator: register a zero-argument-constructible dataflow under ``name``.
 
-    Refuses an empty name and a duplicate (unless ``override=True``); returns the class
-    unchanged. :func:`get_dataflow` instantiates it.
+    Raises ``TypeError`` for an empty name or an entry that is not callable, and
+    ``RuntimeError`` for a taken name (unless ``override=True``); returns the class
+    unchanged. :func:`get_dataflow` instantiates it (example in the module docstring).
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"register_dataflow: name must be a non-empty str (got {name!r})")
 
     def decorator(factory: _T) -> _T:
         if not callable(factory):
             raise TypeError(f"register_dataflow({name!r}): expected a class or factory (got {factory!r})")
-        if name in _REGISTRY and not override:
-            raise RuntimeError(f"register_dataflow: dataflow {name!r} is already registered (pass override=True)")
-        _REGISTRY[name] = factory
-        return factory
+        return _REGISTRY.add(name, factory, override=override)
 
     return decorator
 
 
 def list_dataflows(pattern: str = "*") -> list[str]:
-    """Registered dataflow names matching the fnmatch ``pattern``, sorted."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    """Registered dataflow names matching the fnmatch ``pattern``, sorted: ``list_dataflows("weights*")``."""
+    return _REGISTRY.list(pattern)
 
 
 def get_dataflow(name: str | Dataflow) -> Dataflow:
-    """A dataflow instance by registered name (an instance passes through); unknown names list close ones."""
-    if not isinstance(name, str):
-        if isinstance(name, Dataflow):
-            return name
-        raise UserInputError(f"dataflow must be a registered name or have name and accesses() (got {name!r})")
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3) or list_dataflows()
-        raise UserInputError(f"unknown dataflow {name!r}; did you mean: {', '.join(close)}?")
-    return _REGISTRY[name]()
+    """A new instance of the dataflow registered as ``name``; an instance passes through unchanged.
+
+    An unknown name raises :class:`UserInputError` naming close and known dataflows, as
+    does an object without ``name`` and ``accesses()``. Example:
+    ``get_dataflow("weights_once").name == "weights_once"``.
+    """
+    if isinstance(name, str):
+        return _REGISTRY.get(name)()
+    if isinstance(name, Dataflow):
+        return name
+    raise UserInputError(f"dataflow must be a registered name or have name and accesses() (got {name!r})")

@@ -12,13 +12,17 @@ For every MAC layer (CONV, FC, MATMUL) the dataflow gives dense word accesses pe
   ``"skip"``. Register-file accesses: ``"gate"`` (Eyeriss: a zero ifmap gates the MAC and
   the filter read) reads every ifmap, weights ``* d_i``, psums ``* d_w * d_i``;
   ``"skip"`` (zeros never fetched) reads ifmaps ``* d_i``, weights and psums
-  ``* d_w * d_i``. ``"none"`` is dense. NB: zeros are assumed independent, and the
-  buffer and inter-PE levels move data uncompressed. Hardware without an ``array``
-  level prices inter-PE accesses as RF accesses (as ``row_stationary`` maps them).
-* **DRAM coding** (``coding``): each datum's DRAM traffic shrinks by its code's
-  ratio ``coded bits / (numel * bits)``, from the measured zero runs when the layer
-  carries ``*_stats`` matching its density, else the i.i.d. expected value
-  (:mod:`dnnergy.energy.coding`). A tensor is sent raw when coding would enlarge it
+  ``* d_w * d_i``. ``"none"`` is dense. A layer's ``mac_density`` (MACs left after
+  early termination) scales, in every mode, the MACs and the RF weight and psum
+  accesses. NB: zeros are assumed independent, and the buffer and inter-PE levels move
+  data uncompressed. Hardware without an ``array`` level prices inter-PE accesses as RF
+  accesses (as ``row_stationary`` maps them).
+* **DRAM coding** (``coding``): a registered code name (``"rlc"``, ``"zero_flag"``,
+  ``"none"``, :func:`~dnnergy.energy.codes.list_codes`) or a code object
+  (:class:`~dnnergy.energy.codes.DramCode`). Each datum's DRAM traffic shrinks by its
+  code's ratio ``coded bits / (numel * bits)`` (:func:`~dnnergy.energy.codes.code_ratio`),
+  from the measured zero runs when the layer carries ``*_stats`` matching its density,
+  else the i.i.d. expected value. A tensor is sent raw when coding would enlarge it
   (ratio capped at 1), so density 1 prices exactly as dense.
 
 Non-MAC layers (pool, eltwise, norm, activation, concat, embedding) with
@@ -26,20 +30,27 @@ Non-MAC layers (pool, eltwise, norm, activation, concat, embedding) with
 their input and writing their output once at the global buffer (DRAM when there is
 none; the outermost level when neither exists); ``non_mac="exclude"`` leaves them out (as
 seed 002 and Yang et al. 2017 do) and lists them in ``EnergyReport.excluded``.
+
+Each concern is one small function: operand widths (``_bit_widths``), non-MAC layers
+(``_non_mac_records``), MAC energy after zero gating/skipping (``_mac_record``),
+register-file zero factors (``_rf_factors``), DRAM coding (``_dram_ratio``) and the
+memory records (``_access_records``); :func:`estimate` loops over the layers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 
 from ..errors import HardwareConfigError, UserInputError
 from ..hardware import Hardware, LevelKind, MemoryLevel, load_hardware
-from ..workload import Datum, Layer, TensorStats, Workload
-from . import coding as _coding
+from ..workload import Datum, Layer, Workload
+from .codes import DramCode, code_ratio, get_code
 from .dataflow import AccessCounts, Dataflow, get_dataflow
 from .report import COMPUTE, EnergyRecord, EnergyReport
 
-__all__ = ["ZeroMode", "Coding", "NonMac", "estimate"]
+__all__ = ["ZeroMode", "NonMac", "estimate"]
 
 
 class ZeroMode(str, Enum):
@@ -48,14 +59,6 @@ class ZeroMode(str, Enum):
     GATE = "gate"  #: detect and gate: no MAC, no filter read (Eyeriss)
     SKIP = "skip"  #: zeros never fetched or computed
     NONE = "none"  #: dense: zeros cost like any value
-
-
-class Coding(str, Enum):
-    """How tensors are compressed on their way to and from DRAM."""
-
-    RLC = "rlc"  #: Eyeriss run-length code
-    ZERO_FLAG = "zero_flag"  #: 1 bit per zero, 1 + bits per non-zero (seed 001)
-    NONE = "none"  #: raw words
 
 
 class NonMac(str, Enum):
@@ -82,32 +85,90 @@ def _bits_override(bits: int | tuple[int, int] | None) -> tuple[int, int] | None
     return pair
 
 
-def _stats_match(stats: TensorStats | None, density: float) -> bool:
-    return stats is not None and stats.numel > 0 and abs(stats.density - density) < 1e-9
+@dataclass(frozen=True, slots=True)
+class _Pricing:
+    """The resolved options of one :func:`estimate` call that the pricing steps share."""
+
+    hardware: Hardware
+    dataflow: Dataflow
+    mode: ZeroMode
+    code: DramCode
+    levels: Mapping[LevelKind, MemoryLevel]  #: by kind; an RF stands in for a missing inter-PE array
+
+    @property
+    def side(self) -> MemoryLevel:
+        """Where non-MAC layers read and write their fmaps: the buffer, else DRAM, else the outermost level."""
+        return self.levels.get(LevelKind.BUFFER) or self.levels.get(LevelKind.DRAM) or self.hardware.levels[0]
+
+    def level(self, kind: LevelKind) -> MemoryLevel:
+        """The level of ``kind``; :class:`HardwareConfigError` when the hardware lacks one the dataflow uses."""
+        level = self.levels.get(kind)
+        if level is None:
+            raise HardwareConfigError(
+                f"hardware {self.hardware.name!r} has no {kind.value!r} level, which dataflow {self.dataflow.name!r} uses"
+            )
+        return level
 
 
-def _code_ratio(coding: Coding, numel: int, density: float, stats: TensorStats | None, bits: int, rlc: _coding.RunLengthCode) -> float:
-    """Coded size / raw size of one tensor, capped at 1 (a tensor is never sent larger than raw)."""
-    if coding is Coding.NONE or density >= 1.0:
-        return 1.0
-    exact = _stats_match(stats, density)
-    numel = stats.numel if exact else numel
-    if numel <= 0:
-        return 1.0
-    if coding is Coding.RLC:
-        code = rlc.with_level_bits(bits)
-        coded = _coding.rlc_bits(stats, code) if exact else _coding.rlc_bits_expected(numel, density, code)
-    else:
-        coded = _coding.zero_flag_bits(stats, bits) if exact else _coding.zero_flag_bits_expected(numel, density, bits)
-    return min(1.0, coded / (numel * bits))
+def _bit_widths(layer: Layer, word_bits: int, override: tuple[int, int] | None) -> dict[Datum, int]:
+    """Operand widths in bits: the ``bits=(w, a)`` override, else the layer's own, else the hardware word."""
+    if override is not None:
+        return {Datum.WEIGHT: override[0], Datum.IFMAP: override[1], Datum.OFMAP: override[1]}
+    return {Datum.WEIGHT: layer.w_bits or word_bits, Datum.IFMAP: layer.i_bits or word_bits, Datum.OFMAP: layer.o_bits or word_bits}
 
 
-def _rf_factors(mode: ZeroMode, d_w: float, d_i: float) -> dict[Datum, float]:
+def _non_mac_records(layer: Layer, widths: dict[Datum, int], pricing: _Pricing) -> list[EnergyRecord]:
+    """A non-MAC layer: ``ops`` adds at the ifmap width, plus its input read and output written once at ``side``."""
+    kind, i_bits, side = layer.kind.value, widths[Datum.IFMAP], pricing.side
+    records = [EnergyRecord(layer.name, kind, COMPUTE, "ALU", layer.ops, i_bits, layer.ops * pricing.hardware.mac.op_energy(i_bits))]
+    for datum, count in ((Datum.IFMAP, layer.ifmap), (Datum.OFMAP, layer.ofmap)):
+        records.append(EnergyRecord(layer.name, kind, datum.value, side.name, count, widths[datum], count * side.access_energy(widths[datum])))
+    return records
+
+
+def _mac_record(layer: Layer, macs: float, widths: dict[Datum, int], pricing: _Pricing) -> EnergyRecord:
+    """The MAC energy of ``macs`` dense MACs, less those with a zero operand (unless dense) and those terminated early."""
+    if pricing.mode is not ZeroMode.NONE:
+        macs = macs * layer.w_density * layer.i_density
+    macs *= layer.mac_density
+    w_bits, i_bits = widths[Datum.WEIGHT], widths[Datum.IFMAP]
+    return EnergyRecord(layer.name, layer.kind.value, COMPUTE, "MAC", macs, max(w_bits, i_bits), macs * pricing.hardware.mac.energy(w_bits, i_bits))
+
+
+def _rf_factors(mode: ZeroMode, layer: Layer) -> dict[Datum, float]:
+    """Fraction of the dense register-file accesses made per datum, after zero gating/skipping and early termination."""
+    d_w, d_i, d_mac = layer.w_density, layer.i_density, layer.mac_density
     if mode is ZeroMode.GATE:
-        return {Datum.IFMAP: 1.0, Datum.WEIGHT: d_i, Datum.OFMAP: d_w * d_i}
+        return {Datum.IFMAP: 1.0, Datum.WEIGHT: d_i * d_mac, Datum.OFMAP: d_w * d_i * d_mac}
     if mode is ZeroMode.SKIP:
-        return {Datum.IFMAP: d_i, Datum.WEIGHT: d_w * d_i, Datum.OFMAP: d_w * d_i}
-    return {Datum.IFMAP: 1.0, Datum.WEIGHT: 1.0, Datum.OFMAP: 1.0}
+        return {Datum.IFMAP: d_i, Datum.WEIGHT: d_w * d_i * d_mac, Datum.OFMAP: d_w * d_i * d_mac}
+    return {Datum.IFMAP: 1.0, Datum.WEIGHT: d_mac, Datum.OFMAP: d_mac}
+
+
+def _dram_ratio(code: DramCode, layer: Layer, datum: Datum, bits: int) -> float:
+    """Coded / raw size of the layer's ``datum`` tensor at ``bits`` bits under ``code`` (:func:`code_ratio`)."""
+    if datum is Datum.WEIGHT:
+        return code_ratio(code, layer.weights, bits, layer.w_density, layer.w_stats)
+    if datum is Datum.IFMAP:
+        return code_ratio(code, layer.ifmap, bits, layer.i_density, layer.i_stats)
+    return code_ratio(code, layer.ofmap, bits, layer.o_density, layer.o_stats)
+
+
+def _access_records(layer: Layer, counts: AccessCounts, widths: dict[Datum, int], pricing: _Pricing) -> list[EnergyRecord]:
+    """One record per (datum, level) the dataflow accesses: RF accesses scaled by the zero factors, DRAM
+    accesses by the code's ratio; energy = accesses x ``level.energy`` x bits / ``level.ref_bits``."""
+    rf = _rf_factors(pricing.mode, layer)
+    records = []
+    for (datum, kind), count in counts.accesses.items():
+        if not count:
+            continue
+        level, bits = pricing.level(kind), widths[datum]
+        if kind is LevelKind.RF:
+            count *= rf[datum]
+        elif kind is LevelKind.DRAM:
+            count *= _dram_ratio(pricing.code, layer, datum, bits)
+        records.append(EnergyRecord(layer.name, layer.kind.value, datum.value, level.name, count, bits, count * level.energy * bits / level.ref_bits))
+    return records
 
 
 def _merge(a: AccessCounts, b: AccessCounts) -> AccessCounts:
@@ -117,15 +178,6 @@ def _merge(a: AccessCounts, b: AccessCounts) -> AccessCounts:
     return AccessCounts(a.macs + b.macs, accesses, a.mapping)
 
 
-def _level(levels: dict[LevelKind, MemoryLevel], kind: LevelKind, hardware: Hardware, dataflow: Dataflow) -> MemoryLevel:
-    level = levels.get(kind)
-    if level is None:
-        raise HardwareConfigError(
-            f"hardware {hardware.name!r} has no {kind.value!r} level, which dataflow {dataflow.name!r} uses"
-        )
-    return level
-
-
 def estimate(
     workload: Workload,
     hardware: Hardware | str,
@@ -133,32 +185,31 @@ def estimate(
     *,
     bits: int | tuple[int, int] | None = None,
     zero_mode: ZeroMode | str = ZeroMode.GATE,
-    coding: Coding | str = Coding.RLC,
-    rlc: _coding.RunLengthCode = _coding.EYERISS_RLC,
+    coding: str | DramCode = "rlc",
     non_mac: NonMac | str = NonMac.PRICE,
 ) -> EnergyReport:
     """Energy of one pass of ``workload`` on ``hardware`` under ``dataflow``, in ``hardware.unit``.
 
     ``hardware`` is a :class:`Hardware`, a preset name or a YAML path; ``dataflow`` a
-    registered name (:func:`list_dataflows`) or an instance. Counting convention: one MAC
-    = one multiply + one add; biases are not counted; the pricing of bits, zeros,
-    coding and non-MAC layers is described in this module's docstring. Example (seed
-    002): ``estimate(lenet5, "horowitz45", "weights_once", non_mac="exclude")`` gives
-    2,293,000 MACs x 4.6 pJ = 10.55 uJ of MAC energy and 430,500 weights x 640 pJ =
-    275.52 uJ of DRAM energy.
+    registered name (:func:`list_dataflows`) or an instance; ``coding`` a registered DRAM
+    code name (:func:`~dnnergy.energy.codes.list_codes`) or a code object such as
+    ``RlcCode(RunLengthCode(run_bits=4))``. Counting convention: one MAC = one multiply +
+    one add; biases are not counted; the pricing of bits, zeros, coding and non-MAC
+    layers is described in this module's docstring. Example (seed 002):
+    ``estimate(lenet5, "horowitz45", "weights_once", non_mac="exclude")`` gives 2,293,000
+    MACs x 4.6 pJ = 10.55 uJ of MAC energy and 430,500 weights x 640 pJ = 275.52 uJ of
+    DRAM energy.
     """
     if not isinstance(workload, Workload):
         raise UserInputError(f"estimate: workload must be a Workload (got {type(workload).__name__}); see dnnergy.trace")
     hw = hardware if isinstance(hardware, Hardware) else load_hardware(hardware)
     flow = get_dataflow(dataflow)
     override = _bits_override(bits)
-    mode = _enum(ZeroMode, zero_mode, "zero_mode")
-    code = _enum(Coding, coding, "coding")
-    pricing = _enum(NonMac, non_mac, "non_mac")
     levels = {level.kind: level for level in hw.levels}
     if LevelKind.ARRAY not in levels and LevelKind.RF in levels:
         levels[LevelKind.ARRAY] = levels[LevelKind.RF]  # NB: an inter-PE hop without a priced array = an RF write
-    side = levels.get(LevelKind.BUFFER) or levels.get(LevelKind.DRAM) or hw.levels[0]  # where non-MAC fmaps move
+    pricing = _Pricing(hw, flow, _enum(ZeroMode, zero_mode, "zero_mode"), get_code(coding), levels)
+    non_mac = _enum(NonMac, non_mac, "non_mac")
     mac_layers = [layer for layer in workload.layers if layer.is_mac]
     last = mac_layers[-1].name if mac_layers and hasattr(flow, "output_accesses") else None
 
@@ -166,46 +217,20 @@ def estimate(
     mappings: dict[str, dict] = {}
     excluded: list[str] = []
     for layer in workload.layers:
-        kind = layer.kind.value
-        if override is None:
-            word = hw.word_bits
-            w_bits, i_bits, o_bits = layer.w_bits or word, layer.i_bits or word, layer.o_bits or word
-        else:
-            w_bits, (i_bits, o_bits) = override[0], (override[1], override[1])
+        widths = _bit_widths(layer, hw.word_bits, override)
         if not layer.is_mac:
-            if pricing is NonMac.EXCLUDE:
+            if non_mac is NonMac.EXCLUDE:
                 excluded.append(layer.name)
-                continue
-            records.append(EnergyRecord(layer.name, kind, COMPUTE, "ALU", layer.ops, i_bits, layer.ops * hw.mac.op_energy(i_bits)))
-            for datum, count, b in ((Datum.IFMAP, layer.ifmap, i_bits), (Datum.OFMAP, layer.ofmap, o_bits)):
-                records.append(EnergyRecord(layer.name, kind, datum.value, side.name, count, b, count * side.access_energy(b)))
+            else:
+                records += _non_mac_records(layer, widths, pricing)
             continue
         counts = flow.accesses(layer, hw)
         if layer.name == last:
             counts = _merge(counts, flow.output_accesses(layer, hw))
         if counts.mapping is not None:
             mappings[layer.name] = dict(counts.mapping)
-        d_w, d_i = layer.w_density, layer.i_density
-        dense = mode is ZeroMode.NONE
-        macs = (counts.macs if dense else counts.macs * d_w * d_i) * layer.mac_density
-        records.append(EnergyRecord(layer.name, kind, COMPUTE, "MAC", macs, max(w_bits, i_bits), macs * hw.mac.energy(w_bits, i_bits)))
-        rf = _rf_factors(mode, d_w, d_i)
-        rf[Datum.WEIGHT] *= layer.mac_density  # early termination skips the MAC and its weight read
-        rf[Datum.OFMAP] *= layer.mac_density
-        width = {Datum.WEIGHT: w_bits, Datum.IFMAP: i_bits, Datum.OFMAP: o_bits}
-        dram: dict[Datum, float] = {}
-        for (datum, level_kind), count in counts.accesses.items():
-            if not count:
-                continue
-            level = _level(levels, level_kind, hw, flow)
-            b = width[datum]
-            if level_kind is LevelKind.RF:
-                count *= rf[datum]
-            elif level_kind is LevelKind.DRAM:
-                if datum not in dram:
-                    dram[datum] = _dram_ratio(code, layer, datum, b, rlc)
-                count *= dram[datum]
-            records.append(EnergyRecord(layer.name, kind, datum.value, level.name, count, b, count * level.energy * b / level.ref_bits))
+        records.append(_mac_record(layer, counts.macs, widths, pricing))
+        records += _access_records(layer, counts, widths, pricing)
     return EnergyReport(
         tuple(records),
         hw.unit,
@@ -217,11 +242,3 @@ def estimate(
         excluded=tuple(excluded),
         levels=tuple(level.name for level in hw.levels),
     )
-
-
-def _dram_ratio(code: Coding, layer: Layer, datum: Datum, bits: int, rlc: _coding.RunLengthCode) -> float:
-    if datum is Datum.WEIGHT:
-        return _code_ratio(code, layer.weights, layer.w_density, layer.w_stats, bits, rlc)
-    if datum is Datum.IFMAP:
-        return _code_ratio(code, layer.ifmap, layer.i_density, layer.i_stats, bits, rlc)
-    return _code_ratio(code, layer.ofmap, layer.o_density, layer.o_stats, bits, rlc)

@@ -2,7 +2,9 @@
 
 The table half of the ONNX front end (the engine that loads, infers shapes and walks
 the graph is ``onnx_import``); every handler calls the shape formulas of
-:mod:`~dnnergy.workload.formulas`, like the tracer's ATen handlers.
+:mod:`~dnnergy.workload.formulas`, like the tracer's ATen handlers. The handlers live in
+the :class:`~dnnergy.registry.Registry` ``_HANDLERS`` (kind ``"ONNX op"``), keyed by op
+type of the default domain.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import OnnxImportError
+from ..registry import Registry
 from . import formulas
 from .ops import Unsupported
 
@@ -32,17 +35,17 @@ _LABELS = {
     "Gather": "embedding", "LeakyRelu": "leaky_relu", "Clip": "clamp", "Resize": "upsample_nearest2d",
 }
 #: op type -> handler returning layer fields, ``(label, fields)`` pairs, or None for a free node
-_HANDLERS: dict[str, Callable[["_Graph", Any], "dict | list[tuple[str, dict]] | None"]] = {}
+_HANDLERS: Registry[Callable[["_Graph", Any], "dict | list[tuple[str, dict]] | None"]] = Registry("ONNX op")
 
 
 def _handles(*op_types: str) -> Callable:
-    """Register a node handler for ONNX (default domain) op types; refuses duplicates."""
+    """Register a node handler for ONNX (default domain) op types; refuses duplicates and free ops."""
 
     def decorate(handler: Callable) -> Callable:
         for op_type in op_types:
-            if op_type in _HANDLERS or op_type in _FREE:
-                raise RuntimeError(f"from_onnx: {op_type} already has a handler")
-            _HANDLERS[op_type] = handler
+            if op_type in _FREE:
+                raise RuntimeError(f"from_onnx: {op_type} is a free op (no arithmetic) and takes no handler")
+            _HANDLERS.add(op_type, handler)
         return handler
 
     return decorate

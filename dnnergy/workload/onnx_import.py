@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import OnnxImportError, UnsupportedOpError, UserInputError
 from .layer import Layer, OpKind, fold_bias
-from .ops import Unsupported
+from .ops import Unsupported, get_handler
 from .workload import UnsupportedOp, Workload
 
 __all__ = ["from_onnx"]
@@ -326,7 +326,7 @@ def _convert(g: _Graph, nodes: Sequence[Any]) -> tuple[list[Layer], Counter, dic
         if set(node.output) <= g.static or (default_domain and (node.op_type in _FREE or _free_branches(node))):
             ignored[op] += 1
             continue
-        handler = _HANDLERS.get(node.op_type) if default_domain else None
+        handler = get_handler(node.op_type, _HANDLERS) if default_domain else None
         try:
             if handler is None:
                 raise Unsupported("no handler")

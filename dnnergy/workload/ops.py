@@ -6,18 +6,20 @@ A handler receives the :class:`OpContext` (which tensors are parameters), the ca
 is several layers (attention), or raises :class:`Unsupported`. Ops known to cost
 nothing (views, reshapes, tensor creation) are in :data:`FREE_OPS`.
 
-Add a handler with :func:`register_op`; list the table with :func:`list_ops`.
+Add a handler with :func:`register_op`; list the table with :func:`list_ops`. The table
+is a :class:`~dnnergy.registry.Registry` (kind ``"ATen op"``), so an unknown name,
+a duplicate and a wildcard listing behave as in every other dnnergy registry.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
+from ..registry import Registry
 from . import formulas
 
 __all__ = ["OpContext", "Unsupported", "Handler", "register_op", "list_ops", "get_handler", "FREE_OPS", "op_name"]
@@ -69,7 +71,7 @@ class Unsupported(Exception):
 
 Handler = Callable[[OpContext, tuple, dict, Any], "dict | list[tuple[str, dict]]"]
 
-_REGISTRY: dict[str, Handler] = {}
+_REGISTRY: Registry[Handler] = Registry("ATen op")
 
 
 def op_name(func: Any) -> str:
@@ -79,10 +81,15 @@ def op_name(func: Any) -> str:
 
 
 def register_op(*targets: Any, override: bool = False) -> Callable[[Handler], Handler]:
-    """Decorator registering a handler for one or more ATen ops (packets or overloads).
+    """Decorator registering one handler for one or more ATen ops (packets or overloads).
 
-    Raises ``TypeError`` for a target that is not an op and ``RuntimeError`` on a
-    duplicate unless ``override=True``. Returns the function unchanged.
+    Each op is registered under its packet name (``aten.relu``). Raises ``TypeError`` for
+    a target that is not an op and ``RuntimeError`` when an op already has a handler,
+    unless ``override=True``. Returns the function unchanged. Example::
+
+        @register_op(torch.ops.aten.relu, torch.ops.aten.relu_, override=True)
+        def relu(ctx, args, kwargs, out):
+            return formulas.activation(list(args[0].shape))
     """
     names = []
     for target in targets:
@@ -92,27 +99,30 @@ def register_op(*targets: Any, override: bool = False) -> Callable[[Handler], Ha
 
     def decorate(handler: Handler) -> Handler:
         for name in names:
-            if name in _REGISTRY and not override:
-                raise RuntimeError(f"register_op: {name} already has a handler (pass override=True to replace it)")
-            _REGISTRY[name] = handler
+            _REGISTRY.add(name, handler, override=override)
         return handler
 
     return decorate
 
 
 def list_ops(pattern: str = "*") -> list[str]:
-    """Names of the ops with a handler, filtered by an fnmatch ``pattern``."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    """Names of the ops with a handler matching the fnmatch ``pattern``, sorted: ``list_ops("aten.max_pool*")``."""
+    return _REGISTRY.list(pattern)
 
 
-def get_handler(name: str, table: dict[str, Handler] | None = None) -> Handler | None:
-    """The handler for op ``name`` from ``table`` (default: the global registry)."""
-    return (table if table is not None else _REGISTRY).get(name)
+def get_handler(name: str, table: Registry[Handler] | None = None) -> Handler | None:
+    """The handler of op ``name`` in ``table`` (default: the global table), or None when it has none.
+
+    ``table`` may be any :class:`Registry` of handlers (the ONNX front end passes its
+    own). Example: ``get_handler("aten.relu")`` is the activation handler.
+    """
+    table = _REGISTRY if table is None else table
+    return table.get(name) if name in table else None
 
 
-def registry_copy() -> dict[str, Handler]:
-    """A copy of the global table, for per-call overrides that must not leak."""
-    return dict(_REGISTRY)
+def registry_copy() -> Registry[Handler]:
+    """An independent copy of the global table, for per-call overrides that must not leak (``trace(ops=...)``)."""
+    return _REGISTRY.copy()
 
 
 def _shape(t: Any) -> list[int]:

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import TraceError, UnsupportedOpError, UserInputError
+from ..registry import Registry
 from .layer import MAC_KINDS, Layer, TensorStats, fold_bias
 from .ops import FREE_OPS, Handler, OpContext, Unsupported, get_handler, op_name, registry_copy
 from .workload import UnsupportedOp, Workload
@@ -50,7 +51,7 @@ def example_inputs(example: Any, dtype: torch.dtype | None = None) -> tuple[torc
 class _Recorder(TorchDispatchMode):
     """Dispatch mode that turns every ATen call into layer records."""
 
-    def __init__(self, table: dict[str, Handler], ctx: OpContext, module_stack: list[tuple[str, bool]], measure: bool = False,
+    def __init__(self, table: Registry[Handler], ctx: OpContext, module_stack: list[tuple[str, bool]], measure: bool = False,
                  compute: bool = True):
         super().__init__()
         self.table, self.ctx, self.stack, self.measure, self.compute = table, ctx, module_stack, measure, compute
@@ -308,8 +309,8 @@ def trace(
         raise UserInputError("trace: measure=True needs compute=True (densities come from real values)")
     model_name = name or type(model).__name__
     table = registry_copy()
-    if ops:
-        table.update(ops)
+    for op, handler in (ops or {}).items():
+        table.add(op, handler, override=True)
     stack: list[tuple[str, bool]] = []
     recorder = _Recorder(table, OpContext(_param_storages(model)), stack, measure, compute)
     try:

@@ -3,13 +3,13 @@
 A family module (``lenet.py``, ``resnet.py``, ...) decorates each factory with
 :func:`register_model`; :func:`create_model` builds one by name and :func:`model_info`
 returns its :class:`ModelInfo` (input shape and the figures the original paper gives),
-so tests and reports can compare a trace against the literature.
+so tests and reports can compare a trace against the literature. Every model built by
+:func:`create_model` records how it was built in ``model.dnnergy_architecture``. The
+table is a :class:`~dnnergy.registry.Registry` of kind ``"model"``.
 """
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import inspect
 import re
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from torch import nn
 
 from ..errors import UserInputError
+from ..registry import Registry
 
 __all__ = ["ModelInfo", "register_model", "list_models", "create_model", "model_info"]
 
@@ -69,7 +70,7 @@ class ModelInfo:
         object.__setattr__(self, "published", MappingProxyType(published))
 
 
-_MODELS: dict[str, tuple[Callable[..., nn.Module], ModelInfo]] = {}
+_MODELS: Registry[tuple[Callable[..., nn.Module], ModelInfo]] = Registry("model")
 
 
 def register_model(
@@ -78,12 +79,13 @@ def register_model(
     input_shape: tuple[int, ...],
     description: str,
     published: Mapping[str, Any] | None = None,
+    override: bool = False,
 ) -> Callable[[Factory], Factory]:
     """Decorator registering a model factory under ``name`` (default: the function's name).
 
-    Raises ``RuntimeError`` if the name is taken and ``ValueError`` for an invalid
-    name, shape or ``published`` dict (see :class:`ModelInfo`). Returns the factory
-    unchanged. Example::
+    Raises ``RuntimeError`` if the name is taken (unless ``override=True``) and
+    ``ValueError`` for an invalid name, shape or ``published`` dict (see
+    :class:`ModelInfo`). Returns the factory unchanged. Example::
 
         @register_model(input_shape=(1, 784), description="one layer", published={"macs": 7840, "source": "784*10"})
         def tiny() -> nn.Module:
@@ -93,9 +95,7 @@ def register_model(
     def decorate(factory: Factory) -> Factory:
         key = name or factory.__name__
         info = ModelInfo(key, input_shape, description, MappingProxyType(dict(published or {})))
-        if key in _MODELS:
-            raise RuntimeError(f"register_model: a model named {key!r} is already registered")
-        _MODELS[key] = (factory, info)
+        _MODELS.add(key, (factory, info), override=override)
         return factory
 
     return decorate
@@ -103,34 +103,35 @@ def register_model(
 
 def list_models(pattern: str = "*") -> list[str]:
     """Names of the registered models matching an fnmatch ``pattern`` (e.g. ``"resnet*"``), sorted."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
-
-
-def _entry(name: str) -> tuple[Callable[..., nn.Module], ModelInfo]:
-    if name not in _MODELS:
-        close = difflib.get_close_matches(str(name), list(_MODELS), n=5, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(sorted(_MODELS))}"
-        raise UserInputError(f"unknown model {name!r}{hint}")
-    return _MODELS[name]
+    return _MODELS.list(pattern)
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the registered model ``name`` with freshly initialised weights (nothing is downloaded).
 
-    ``kwargs`` go to the factory (e.g. ``num_classes``). Raises :class:`UserInputError`
-    naming the closest registered names when ``name`` is unknown, and listing the
-    factory's options when it does not take one of ``kwargs``.
+    ``kwargs`` go to the factory (e.g. ``num_classes``). The model records how it was
+    built in ``model.dnnergy_architecture = {"zoo": name, "kwargs": kwargs}`` (plain data,
+    JSON-able when the kwargs are), so ``create_model(a["zoo"], **a["kwargs"])`` rebuilds
+    the architecture. Raises :class:`UserInputError` naming the closest registered names
+    when ``name`` is unknown, and listing the factory's options when it does not take
+    one of ``kwargs``. Example: ``create_model("lenet5", num_classes=3).dnnergy_architecture
+    == {"zoo": "lenet5", "kwargs": {"num_classes": 3}}``.
     """
-    factory, _ = _entry(name)
+    factory, _ = _MODELS.get(name)
     signature = inspect.signature(factory)
     try:
         signature.bind(**kwargs)
     except TypeError as exc:
         options = ", ".join(signature.parameters) or "none"
         raise UserInputError(f"model {name!r}: {exc} (its options: {options})") from None
-    return factory(**kwargs)
+    model = factory(**kwargs)
+    model.dnnergy_architecture = {"zoo": name, "kwargs": dict(kwargs)}
+    return model
 
 
 def model_info(name: str) -> ModelInfo:
-    """The :class:`ModelInfo` of the registered model ``name``; :class:`UserInputError` if unknown."""
-    return _entry(name)[1]
+    """The :class:`ModelInfo` of the registered model ``name``; :class:`UserInputError` if unknown.
+
+    Example: ``model_info("lenet5").input_shape == (1, 1, 28, 28)``.
+    """
+    return _MODELS.get(name)[1]

@@ -34,7 +34,7 @@ def test_access_counts_invalid(macs, accesses, match):
 def test_registry_lists_builtins_and_refuses_duplicates(monkeypatch):
     assert {"row_stationary", "weights_once"} <= set(list_dataflows())
     assert list_dataflows("weights*") == ["weights_once"]
-    monkeypatch.setattr(dataflow_module, "_REGISTRY", dict(dataflow_module._REGISTRY))
+    monkeypatch.setattr(dataflow_module, "_REGISTRY", dataflow_module._REGISTRY.copy())
 
     @register_dataflow("naive")
     class Naive:
@@ -47,12 +47,15 @@ def test_registry_lists_builtins_and_refuses_duplicates(monkeypatch):
     with pytest.raises(RuntimeError, match="'naive' is already registered"):
         register_dataflow("naive")(Naive)
     assert register_dataflow("naive", override=True)(Naive) is Naive
-    with pytest.raises(ValueError, match="name must be a non-empty str"):
-        register_dataflow("")
+    with pytest.raises(TypeError, match="names must be non-empty strings"):
+        register_dataflow("")(Naive)
+    with pytest.raises(TypeError, match="expected a class or factory"):
+        register_dataflow("broken")(42)
+    assert "broken" not in list_dataflows()
 
 
 def test_get_dataflow_unknown_and_instances():
-    with pytest.raises(UserInputError, match="unknown dataflow 'weight_once'; did you mean: weights_once"):
+    with pytest.raises(UserInputError, match=r"unknown dataflow 'weight_once'; did you mean weights_once\? \(known: .*row_stationary"):
         get_dataflow("weight_once")
     with pytest.raises(UserInputError, match="dataflow must be a registered name"):
         get_dataflow(42)

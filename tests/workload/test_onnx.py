@@ -444,3 +444,15 @@ def test_batch_fills_a_dynamic_leading_dimension_and_refuses_a_fixed_one(tmp_pat
     assert from_onnx(dynamic, batch=3).macs == 3 * 12 * 5  # three vectors of 12 times a 12 x 5 matrix
     with pytest.raises(UserInputError, match="fixed batch dimension of 1"):
         from_onnx(fixed, batch=3)
+
+
+def test_onnx_handler_table_refuses_duplicates_and_free_ops(monkeypatch):
+    from dnnergy.workload import _onnx_ops
+
+    monkeypatch.setattr(_onnx_ops, "_HANDLERS", _onnx_ops._HANDLERS.copy())
+    with pytest.raises(RuntimeError, match="'Conv' is already registered"):
+        _onnx_ops._handles("Conv")(lambda g, node: None)
+    with pytest.raises(RuntimeError, match="Reshape is a free op"):
+        _onnx_ops._handles("Reshape")(lambda g, node: None)
+    with pytest.raises(UserInputError, match=r"unknown ONNX op 'Comv'; did you mean Conv"):
+        _onnx_ops._HANDLERS.get("Comv")

@@ -700,11 +700,23 @@ def test_list_ops_filters_by_pattern():
 
 
 def test_register_op_refuses_duplicates_and_non_ops():
-    with pytest.raises(RuntimeError, match="aten.relu already has a handler"):
+    with pytest.raises(RuntimeError, match="'aten.relu' is already registered"):
         register_op(torch.ops.aten.relu)(_relu_as_eltwise)
     with pytest.raises(TypeError, match="expected an ATen op"):
         register_op("aten.relu")
     assert get_handler("aten.relu") is not _relu_as_eltwise
+
+
+def test_register_op_puts_one_handler_under_every_target(monkeypatch):
+    from dnnergy.workload import ops as ops_module
+
+    monkeypatch.setattr(ops_module, "_REGISTRY", ops_module.registry_copy())
+    aten = torch.ops.aten
+    assert register_op(aten._fft_r2c, aten._fft_c2r.default)(_fft_as_eltwise) is _fft_as_eltwise
+    assert get_handler("aten._fft_r2c") is get_handler("aten._fft_c2r") is _fft_as_eltwise
+    assert dnnergy.list_ops("aten._fft_*") == ["aten._fft_c2r", "aten._fft_r2c"]
+    register_op(aten._fft_r2c, override=True)(_relu_as_eltwise)
+    assert get_handler("aten._fft_r2c") is _relu_as_eltwise and get_handler("aten._fft_c2r") is _fft_as_eltwise
 
 
 def test_zero_padding_is_not_reported_unsupported():

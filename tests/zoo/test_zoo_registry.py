@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 
 import pytest
 from hypothesis import given
@@ -17,7 +18,7 @@ from dnnergy.zoo import _registry
 @pytest.fixture
 def scratch_registry(monkeypatch):
     """A private copy of the registry so test registrations never leak into other tests."""
-    monkeypatch.setattr(_registry, "_MODELS", dict(_registry._MODELS))
+    monkeypatch.setattr(_registry, "_MODELS", _registry._MODELS.copy())
 
 
 # -- ModelInfo --------------------------------------------------------------------------
@@ -80,10 +81,12 @@ def test_register_returns_factory_unchanged_and_refuses_duplicates(scratch_regis
     assert "tiny" in list_models()
     assert model_info("tiny").input_shape == (1, 784)
     assert create_model("tiny", num_classes=3).out_features == 3
-    with pytest.raises(RuntimeError, match="a model named 'tiny' is already registered"):
+    with pytest.raises(RuntimeError, match="'tiny' is already registered"):
         register_model(input_shape=(1, 784), description="again")(tiny)
     register_model("tiny2", input_shape=(1, 784), description="explicit name")(tiny)
     assert model_info("tiny2").description == "explicit name"
+    register_model("tiny2", input_shape=(1, 784), description="replaced", override=True)(tiny)
+    assert model_info("tiny2").description == "replaced"
 
 
 def test_register_validates_at_decoration(scratch_registry):
@@ -115,5 +118,16 @@ def test_unknown_name_names_close_matches(call):
 
 
 def test_unknown_name_without_close_match_lists_all():
-    with pytest.raises(UserInputError, match=r"unknown model 'zzzz'; known models: alexnet, caffenet"):
+    with pytest.raises(UserInputError, match=r"unknown model 'zzzz' \(known: alexnet, caffenet"):
         create_model("zzzz")
+
+
+def test_created_models_record_their_architecture():
+    model = create_model("lenet5", num_classes=3)
+    assert model.dnnergy_architecture == {"zoo": "lenet5", "kwargs": {"num_classes": 3}}
+    assert create_model("lenet300").dnnergy_architecture == {"zoo": "lenet300", "kwargs": {}}
+    record = json.loads(json.dumps(model.dnnergy_architecture))  # plain data: survives JSON
+    rebuilt = create_model(record["zoo"], **record["kwargs"])
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()} == shapes
+    assert shapes["fc2.weight"] == (3, 500)  # LeNet-5's 500-unit layer feeds the 3 classes asked for
