@@ -5,12 +5,13 @@ recipe (:data:`RECIPES`) on first use and caches the weights; later calls load t
 
 Cache location: ``$DNNERGY_CACHE_DIR`` if set, else ``platformdirs.user_cache_dir("dnnergy")``,
 in a ``checkpoints`` sub-directory. A file is named
-``<model>-<dataset>-seed<seed>-<key>.pt`` where ``<key>`` hashes everything that
+``<model>-<dataset>-seed<seed>-<key>.dnnergy`` where ``<key>`` hashes everything that
 determines the weights: the model name and parameter shapes, the dataset's contents and
-normalisation, and the full :class:`~dnnergy.data.training.TrainConfig`; changing any of
-them trains a new checkpoint instead of loading a stale one. Files are written
-atomically (temporary file in the same directory, then ``os.replace``) and read with
-``torch.load(..., weights_only=True)``.
+normalisation, and the full :class:`~dnnergy.train.TrainConfig`; changing any of
+them trains a new checkpoint instead of loading a stale one. Files are
+:mod:`dnnergy.io` containers of kind ``"checkpoint"`` (written atomically, checksummed,
+no pickle): the header holds the test accuracy and training time, the tensors the
+``state_dict``.
 
 Corrupt or incompatible cache files are **retrained and overwritten**, with a
 ``UserWarning`` naming the file and the reason: the cache is derived data and retraining
@@ -24,25 +25,25 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, Mapping
 
 import platformdirs
-import torch
 from torch import nn
 
+from ..data.datasets import SPLITS, Dataset, load_dataset
 from ..errors import UserInputError
-from .datasets import SPLITS, Dataset, load_dataset
-from .training import TrainConfig, _reproducible, evaluate, train
+from ..io import read_container, write_container
+from .loop import TrainConfig, _reproducible, evaluate, train
 
 __all__ = ["CACHE_ENV", "RECIPES", "cache_dir", "checkpoint_path", "train_cached", "pretrained", "list_pretrained"]
 
 #: Environment variable that overrides the cache directory.
 CACHE_ENV = "DNNERGY_CACHE_DIR"
-_FORMAT = 1  # bump when the file layout changes
+_FORMAT = 2  # bump when the file layout changes (1: torch.save pickles; 2: dnnergy.io containers)
+_KIND = "checkpoint"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
 
 #: Training recipe per (model, dataset). Measured with seed 0 on the 1,000-image MNIST test
@@ -83,28 +84,16 @@ def checkpoint_path(name: str, model: nn.Module, dataset: Dataset, config: Train
     if not _SAFE_NAME.match(name):
         raise UserInputError(f"checkpoint name must be letters, digits, '_' or '.' (got {name!r})")
     key = _digest(model, dataset, config, name)[:16]
-    return cache_dir() / f"{name}-{dataset.name}-seed{config.seed}-{key}.pt"
+    return cache_dir() / f"{name}-{dataset.name}-seed{config.seed}-{key}.dnnergy"
 
 
 def _load(path: Path, model: nn.Module) -> None:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT or not isinstance(payload.get("state_dict"), dict):
-        raise ValueError(f"not a dnnergy checkpoint of format {_FORMAT}")
-    model.load_state_dict(payload["state_dict"])
+    model.load_state_dict(read_container(path, kind=_KIND).tensors)
 
 
-def _save(path: Path, model: nn.Module, payload: dict) -> None:
+def _save(path: Path, model: nn.Module, header: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": _FORMAT, "state_dict": model.state_dict(), **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_container(path, _KIND, header, model.state_dict())
 
 
 def train_cached(name: str, model_fn: Callable[[], nn.Module], dataset: Dataset, config: TrainConfig, *,

@@ -1,4 +1,4 @@
-"""Training loop: determinism, masks that keep zeros exactly zero, accuracy, evaluation, configs."""
+"""Training loop: determinism, hooks (masks keep zeros exactly zero), the loss, accuracy, evaluation, configs."""
 
 from __future__ import annotations
 
@@ -6,14 +6,25 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dnnergy.data import FINE_TUNE, TrainConfig, TrainHistory, evaluate, fine_tune, load_dataset, synthetic, train
-from dnnergy.data.training import _shift
+from dnnergy.compress import Masks
+from dnnergy.data import load_dataset, synthetic
 from dnnergy.errors import UserInputError
+from dnnergy.train import (
+    FINE_TUNE,
+    TrainConfig,
+    TrainHistory,
+    TrainHook,
+    evaluate,
+    fine_tune,
+    train,
+)
+from dnnergy.train.loop import _shift
 
 
 def _mlp(inputs: int = 64, hidden: int = 16, classes: int = 10, seed: int = 0) -> nn.Module:
@@ -64,15 +75,17 @@ def test_sgd_learns_the_synthetic_task(toy):
 def test_masked_weights_stay_exactly_zero(toy, density, mask_seed, optimizer):
     model = _mlp(16, 8, 4)
     gen = torch.Generator().manual_seed(mask_seed)
-    masks = {name: (torch.rand(p.shape, generator=gen) < density).float()
+    masks = {name: torch.rand(p.shape, generator=gen) < density
              for name, p in model.named_parameters() if name.endswith("weight")}
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    hook = Masks(model)
+    hook.update(masks)
     # weight_decay would move a zero weight on its own: the mask must undo it every step.
-    train(model, toy, epochs=1, batch_size=32, lr=0.05, optimizer=optimizer, weight_decay=0.1, masks=masks)
+    train(model, toy, epochs=1, batch_size=32, lr=0.05, optimizer=optimizer, weight_decay=0.1, hooks=[hook])
     for name, p in model.named_parameters():
         if name in masks:
-            assert torch.all(p[masks[name] == 0] == 0.0), name
-            kept = masks[name] == 1
+            assert torch.all(p[~masks[name]] == 0.0), name
+            kept = masks[name]
             if kept.any():
                 assert not torch.equal(p[kept], before[name][kept]), name
         else:
@@ -81,12 +94,124 @@ def test_masked_weights_stay_exactly_zero(toy, density, mask_seed, optimizer):
 
 def test_fine_tune_uses_gentle_defaults_and_masks(toy):
     model = _mlp(16, 8, 4)
-    mask = torch.zeros(8, 16)
-    mask[:, :4] = 1
-    history = fine_tune(model, toy, {"1.weight": mask})
+    mask = torch.zeros(8, 16, dtype=torch.bool)
+    mask[:, :4] = True
+    masks = Masks(model)
+    masks.set("1.weight", mask)
+    history = fine_tune(model, toy, hooks=[masks])
     assert (history.config.epochs, history.config.lr) == (3, 3e-4) and history.config == FINE_TUNE
     assert torch.count_nonzero(model[1].weight) <= 8 * 4
     assert fine_tune(model, toy, None, epochs=1).config.epochs == 1
+
+
+# -- hooks and the loss ----------------------------------------------------------------------
+class _Recorder(TrainHook):
+    """Records every hook point it sees, in order."""
+
+    def __init__(self):
+        self.events = []
+
+    def on_start(self, model):
+        self.events.append("on_start")
+
+    def before_forward(self, model):
+        self.events.append("before_forward")
+
+    def after_backward(self, model):
+        assert all(p.grad is not None for p in model.parameters())  # gradients are there to filter
+        self.events.append("after_backward")
+
+    def after_step(self, model):
+        self.events.append("after_step")
+
+    def on_end(self, model):
+        self.events.append("on_end")
+
+
+def _toy_tensors(n=50):
+    gen = torch.Generator().manual_seed(0)
+    return TensorDataset(torch.rand(n, 1, 4, 4, generator=gen), torch.randint(0, 4, (n,), generator=gen))
+
+
+def test_hooks_see_every_point_once_per_minibatch_in_order():
+    recorder = _Recorder()
+    train(_mlp(16, 8, 4), _toy_tensors(50), epochs=3, batch_size=16, hooks=[recorder])
+    # ceil(50 / 16) = 4 minibatches per epoch (16, 16, 16, 2), 3 epochs: 12 steps
+    assert recorder.events == ["on_start", *["before_forward", "after_backward", "after_step"] * 12, "on_end"]
+
+
+def test_hooks_run_in_the_order_given():
+    seen = []
+
+    class Named(TrainHook):
+        def __init__(self, name):
+            self.name = name
+
+        def after_step(self, model):
+            seen.append(self.name)
+
+    train(_mlp(16, 8, 4), _toy_tensors(20), epochs=1, batch_size=10, hooks=[Named("a"), Named("b")])
+    assert seen == ["a", "b", "a", "b"]  # ceil(20 / 10) = 2 steps
+
+
+def test_on_end_runs_when_training_raises():
+    recorder = _Recorder()
+    calls = []
+
+    def failing_loss(outputs, targets, inputs):
+        calls.append(len(targets))
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return F.cross_entropy(outputs, targets)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        train(_mlp(16, 8, 4), _toy_tensors(50), epochs=3, batch_size=16, hooks=[recorder], loss_fn=failing_loss)
+    # the first minibatch completes; the second raises inside the loss, after its before_forward
+    assert recorder.events == ["on_start", "before_forward", "after_backward", "after_step", "before_forward", "on_end"]
+
+
+def test_loss_fn_gets_outputs_targets_and_the_minibatch_inputs():
+    data = _toy_tensors(50)
+    seen = []
+
+    def loss(outputs, targets, inputs):
+        seen.append((outputs.shape, targets.clone(), inputs.clone()))
+        return F.cross_entropy(outputs, targets)
+
+    train(_mlp(16, 8, 4), data, epochs=1, batch_size=16, loss_fn=loss)
+    assert [o for o, _, _ in seen] == [torch.Size([16, 4])] * 3 + [torch.Size([2, 4])]  # 50 = 16 + 16 + 16 + 2
+    images, labels = data.tensors  # random images: every row is unique, so an input row names its sample
+    used = []
+    for _, targets, inputs in seen:  # each batch's inputs are the training images of its targets
+        rows = [int(torch.nonzero((images == image).flatten(1).all(1))[0]) for image in inputs]
+        assert torch.equal(labels[rows], targets)
+        used += rows
+    assert sorted(used) == list(range(50))  # one epoch shows every sample once
+
+
+def test_loss_equal_to_cross_entropy_gives_identical_weights(toy):
+    default, explicit = _mlp(16, 8, 4), _mlp(16, 8, 4)
+    ha = train(default, toy, epochs=2, batch_size=16, seed=1)
+    hb = train(explicit, toy, epochs=2, batch_size=16, seed=1, loss_fn=lambda o, t, x: F.cross_entropy(o, t))
+    for key, value in default.state_dict().items():
+        assert torch.equal(value, explicit.state_dict()[key]), key
+    assert ha.losses == hb.losses
+
+
+def test_a_loss_that_ignores_the_targets_is_the_one_trained(toy):
+    default, shrunk = _mlp(16, 8, 4), _mlp(16, 8, 4)
+    x = toy.train.tensors[0]
+
+    def mean_abs_logit(model):
+        with torch.no_grad():
+            return float(model.eval()(x).abs().mean())
+
+    start = mean_abs_logit(shrunk)
+    train(default, toy, epochs=3, batch_size=16, lr=1e-2)
+    train(shrunk, toy, epochs=3, batch_size=16, lr=1e-2, loss_fn=lambda o, t, inputs: o.square().mean())
+    assert not torch.equal(default[1].weight, shrunk[1].weight)
+    # pushed towards zero logits, the outputs shrink; cross-entropy training makes them larger
+    assert mean_abs_logit(shrunk) < 0.25 * start and mean_abs_logit(default) > start
 
 
 class _Logits(nn.Module):
@@ -134,14 +259,16 @@ def test_shift_augmentation_trains_and_needs_images(toy):
         train(model, flat, shift=1)
 
 
-def test_train_rejects_bad_masks_and_options(toy):
+def test_train_rejects_bad_masks_hooks_and_options(toy):
     model = _mlp(16, 8, 4)
-    with pytest.raises(UserInputError, match="mask for 'nope.weight', which is not a parameter"):
-        train(model, toy, masks={"nope.weight": torch.ones(1)})
-    with pytest.raises(UserInputError, match=r"mask for '1.weight' has shape \(16, 8\), the parameter \(8, 16\)"):
-        train(model, toy, masks={"1.weight": torch.ones(16, 8)})
-    with pytest.raises(UserInputError, match="mask for '1.weight' must contain only 0 and 1"):
-        train(model, toy, masks={"1.weight": torch.full((8, 16), 0.5)})
+    with pytest.raises(UserInputError, match="model has no parameter 'nope.weight'"):
+        Masks(model).set("nope.weight", torch.ones(1, dtype=torch.bool))
+    with pytest.raises(UserInputError, match=r"mask for '1.weight' has shape \(16, 8\), parameter has \(8, 16\)"):
+        Masks(model).set("1.weight", torch.ones(16, 8, dtype=torch.bool))
+    with pytest.raises(UserInputError, match="hooks must be TrainHook instances \\(got dict\\)"):
+        train(model, toy, hooks=[{"1.weight": torch.ones(8, 16)}])
+    with pytest.raises(UserInputError, match=r"unknown option\(s\) masks"):  # the old keyword is gone, not ignored
+        train(model, toy, masks={"1.weight": torch.ones(8, 16)})
     with pytest.raises(UserInputError, match="unknown option\\(s\\) learning_rate; TrainConfig fields are epochs, lr"):
         train(model, toy, learning_rate=0.1)
     with pytest.raises(UserInputError, match="config must be a TrainConfig"):

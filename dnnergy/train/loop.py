@@ -1,9 +1,12 @@
-"""A small, seeded training loop with optional weight masks, and accuracy evaluation.
+"""A small, seeded training loop with per-step hooks and a pluggable loss, and accuracy evaluation.
 
 :func:`train` is the one loop every part of dnnergy uses: pretraining the zoo's
-LeNets, and (as :func:`fine_tune`) the masked fine-tuning that compression methods run
-after pruning or quantising. Runs are reproducible on CPU: the same seed, data, model
-initialisation and thread count give bit-identical weights.
+LeNets, and (as :func:`fine_tune`) the fine-tuning that compression methods run after
+pruning or quantising, *through* their weight transforms, which are
+:class:`~dnnergy.train.hooks.TrainHook` objects (a mask re-applied after every step, and
+later straight-through rounding or centroid gradient sharing). ``loss_fn`` replaces the
+cross-entropy (a distillation teacher's soft targets). Runs are reproducible on CPU: the
+same seed, data, model initialisation and thread count give bit-identical weights.
 
 Optimiser choice: Adam (lr 1e-3) by default, because it trains the small MLPs and
 CNNs here to good accuracy in a few epochs with no per-model tuning; SGD with
@@ -18,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +29,9 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
+from ..data.datasets import Dataset
 from ..errors import UserInputError
-from .datasets import Dataset
+from .hooks import Loss, TrainHook, call, check_hooks, cross_entropy
 
 __all__ = ["OptimizerKind", "TrainConfig", "TrainHistory", "train", "fine_tune", "evaluate", "FINE_TUNE"]
 
@@ -109,65 +113,69 @@ class TrainHistory:
 
 
 def train(model: nn.Module, data: Dataset | TensorDataset, config: TrainConfig | None = None, *,
-          masks: Mapping[str, torch.Tensor] | None = None, progress: bool = False, **overrides) -> TrainHistory:
-    """Train ``model`` in place on ``data`` with cross-entropy loss and return its history.
+          hooks: Iterable[TrainHook] = (), loss_fn: Loss | None = None, progress: bool = False,
+          **overrides) -> TrainHistory:
+    """Train ``model`` in place on ``data`` and return its history.
 
     ``data`` is a :class:`Dataset` (trains on ``train``, reports accuracy on ``val``
     after each epoch) or a ``TensorDataset(images, labels)``. Hyper-parameters come from
     ``config`` (default :class:`TrainConfig`) with any field overridden by keyword, e.g.
     ``train(model, load_dataset("digits"), epochs=5, lr=1e-3, batch_size=64, seed=0)``.
-    ``masks`` maps parameter names (as in ``model.named_parameters()``) to 0/1 tensors
-    of the parameter's shape: masked entries are zeroed before training, their gradients
-    are zeroed before every step and the mask is re-applied after it, so they stay
-    exactly 0.0. ``progress`` shows a tqdm bar on stderr. The model's initial weights are
-    the caller's; everything random inside (shuffles, dropout) is seeded by
-    ``config.seed`` without touching the global RNG. Returns with the model in eval mode.
+    ``hooks`` (:class:`~dnnergy.train.hooks.TrainHook`) run at every step in order: pass
+    a model's weight transforms (``Masks``, quantizers) to keep them in force while the
+    weights train. ``loss_fn(outputs, targets, inputs)`` is the minibatch's mean loss
+    (default cross-entropy, in nats). ``progress`` shows a tqdm bar on stderr. The
+    model's initial weights are the caller's; everything random inside (shuffles,
+    dropout) is seeded by ``config.seed`` without touching the global RNG. Returns with
+    the model in eval mode.
     """
     config = _resolve(config or TrainConfig(), overrides)
+    hooks = check_hooks(hooks)
+    loss_fn = loss_fn or cross_entropy
     train_set, val_set = (data.train, data.val) if isinstance(data, Dataset) else (data, None)
     x, y = _tensors(train_set, "train")
     if config.shift and x.dim() != 4:
         raise UserInputError(f"train: shift augmentation needs images (N, C, H, W), got shape {tuple(x.shape)}")
-    params = dict(model.named_parameters())
-    mask_t = _check_masks(masks or {}, params)
     optimizer = _optimizer(model, config)
     losses: list[float] = []
     val_accuracy: list[float] = []
     start, cpu_start = time.perf_counter(), time.process_time()
     with _reproducible(config.seed, config.threads):
-        _apply(mask_t, params)
+        call(hooks, "on_start", model)
         shuffle = torch.Generator().manual_seed(config.seed)
-        for epoch in tqdm(range(config.epochs), desc="train", disable=not progress):
-            model.train()
-            total = 0.0
-            for idx in torch.randperm(len(y), generator=shuffle).split(config.batch_size):
-                optimizer.zero_grad(set_to_none=True)
-                batch = _shift(x[idx], config.shift, shuffle) if config.shift else x[idx]
-                loss = F.cross_entropy(model(batch), y[idx])
-                loss.backward()
-                for name, mask in mask_t.items():
-                    if params[name].grad is not None:
-                        params[name].grad.mul_(mask)
-                optimizer.step()
-                _apply(mask_t, params)
-                total += loss.item() * len(idx)
-            if not math.isfinite(total):
-                raise UserInputError(f"train: the loss diverged to {total} in epoch {epoch + 1}; lower lr (got {config.lr})")
-            losses.append(total / len(y))
-            if val_set is not None and len(val_set):
-                val_accuracy.append(evaluate(model, val_set))
+        try:
+            for epoch in tqdm(range(config.epochs), desc="train", disable=not progress):
+                model.train()
+                total = 0.0
+                for idx in torch.randperm(len(y), generator=shuffle).split(config.batch_size):
+                    optimizer.zero_grad(set_to_none=True)
+                    batch = _shift(x[idx], config.shift, shuffle) if config.shift else x[idx]
+                    call(hooks, "before_forward", model)
+                    loss = loss_fn(model(batch), y[idx], batch)
+                    loss.backward()
+                    call(hooks, "after_backward", model)
+                    optimizer.step()
+                    call(hooks, "after_step", model)
+                    total += loss.item() * len(idx)
+                if not math.isfinite(total):
+                    raise UserInputError(f"train: the loss diverged to {total} in epoch {epoch + 1}; lower lr (got {config.lr})")
+                losses.append(total / len(y))
+                if val_set is not None and len(val_set):
+                    val_accuracy.append(evaluate(model, val_set))
+        finally:
+            call(hooks, "on_end", model)
     model.eval()
     return TrainHistory(config, tuple(losses), tuple(val_accuracy), time.perf_counter() - start,
                         time.process_time() - cpu_start)
 
 
-def fine_tune(model: nn.Module, data: Dataset | TensorDataset, masks: Mapping[str, torch.Tensor] | None,
-              config: TrainConfig | None = None, *, progress: bool = False, **overrides) -> TrainHistory:
-    """The shared masked fine-tuning loop of the compression methods: :func:`train` with
-    ``masks`` and the gentler defaults of :data:`FINE_TUNE` (3 epochs, Adam, lr 3e-4).
-    Masked weights stay exactly zero; pass ``masks=None`` or ``{}`` after a structural
-    change that removed weights physically."""
-    return train(model, data, config or FINE_TUNE, masks=masks, progress=progress, **overrides)
+def fine_tune(model: nn.Module, data: Dataset | TensorDataset, config: TrainConfig | None = None, *,
+              hooks: Iterable[TrainHook] = (), loss_fn: Loss | None = None, progress: bool = False,
+              **overrides) -> TrainHistory:
+    """:func:`train` with the gentler defaults of :data:`FINE_TUNE` (3 epochs, Adam, lr 3e-4): the
+    fine-tuning compression methods run after pruning or quantising. Pass the model's
+    transforms as ``hooks`` (e.g. ``hooks=[masks]``) so pruned weights stay exactly zero."""
+    return train(model, data, config or FINE_TUNE, hooks=hooks, loss_fn=loss_fn, progress=progress, **overrides)
 
 
 def evaluate(model: nn.Module, data: Dataset | TensorDataset | tuple[torch.Tensor, torch.Tensor]
@@ -217,28 +225,6 @@ def _tensors(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     if len(x) != len(y) or len(y) == 0:
         raise UserInputError(f"{what} data: need as many labels as images, at least one (got {len(x)} and {len(y)})")
     return x, y
-
-
-def _check_masks(masks: Mapping[str, torch.Tensor], params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
-    checked = {}
-    for name, mask in masks.items():
-        if name not in params:
-            raise UserInputError(f"train: mask for {name!r}, which is not a parameter of the model")
-        mask = torch.as_tensor(mask)
-        if mask.shape != params[name].shape:
-            raise UserInputError(
-                f"train: mask for {name!r} has shape {tuple(mask.shape)}, the parameter {tuple(params[name].shape)}"
-            )
-        if not bool(((mask == 0) | (mask == 1)).all()):
-            raise UserInputError(f"train: mask for {name!r} must contain only 0 and 1")
-        checked[name] = mask.to(dtype=params[name].dtype, device=params[name].device)
-    return checked
-
-
-def _apply(masks: dict[str, torch.Tensor], params: dict[str, nn.Parameter]) -> None:
-    with torch.no_grad():
-        for name, mask in masks.items():
-            params[name].mul_(mask)
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
