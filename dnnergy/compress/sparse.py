@@ -5,16 +5,13 @@ of the weights left) run about 3x faster on a CPU at batch size 1 with a sparse 
 matrix-vector product (MKL CSRMV) than with the dense GEMV. :class:`SparseLinear` holds
 a pruned ``nn.Linear`` in CSR form and multiplies with ``scipy.sparse`` (whose CSR
 mat-vec is faster than ``torch.sparse_csr`` on CPU for single vectors);
-:func:`measure_latency` is the median-of-repeats timer used for such comparisons and for
-latency trade-off points. Inference only: SparseLinear has no gradient.
+time them with :func:`dnnergy.metrics.measure_latency`. Inference only: SparseLinear has
+no gradient.
 """
 
 from __future__ import annotations
 
 import copy
-import statistics
-import time
-from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse
@@ -23,7 +20,7 @@ from torch import Tensor, nn
 
 from ..errors import UserInputError
 
-__all__ = ["SparseLinear", "sparsify_linear", "measure_latency"]
+__all__ = ["SparseLinear", "sparsify_linear"]
 
 
 class SparseLinear(nn.Module):
@@ -117,23 +114,3 @@ def sparsify_linear(model: nn.Module, max_density: float = 0.5) -> nn.Module:
                 return SparseLinear.from_dense(module)
             setattr(out.get_submodule(parent) if parent else out, attr, SparseLinear.from_dense(module))
     return out
-
-
-def measure_latency(fn: Callable[..., Any], *args: Any, repeats: int = 50, warmup: int = 5) -> float:
-    """Median wall-clock seconds of ``fn(*args)`` over ``repeats`` calls after ``warmup`` untimed calls.
-
-    Runs under ``torch.inference_mode``. The median resists the outliers of a shared
-    machine. Example: ``measure_latency(layer, torch.randn(1, 4096))`` times one
-    batch-1 forward pass.
-    """
-    if not isinstance(repeats, int) or repeats < 1 or not isinstance(warmup, int) or warmup < 0:
-        raise UserInputError(f"measure_latency: repeats must be >= 1 and warmup >= 0 (got {repeats}, {warmup})")
-    times = []
-    with torch.inference_mode():
-        for _ in range(warmup):
-            fn(*args)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn(*args)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)

@@ -1,4 +1,4 @@
-"""Sparse CSR execution of pruned Linear layers and the latency timer."""
+"""Sparse CSR execution of pruned Linear layers (the latency timer moved to tests/metrics/test_objectives.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from dnnergy.compress.sparse import SparseLinear, measure_latency, sparsify_linear
+from dnnergy.compress.sparse import SparseLinear, sparsify_linear
 from dnnergy.errors import UserInputError
 
 
@@ -51,12 +51,6 @@ def test_sparsify_only_converts_sparse_layers():
         torch.testing.assert_close(converted(x), model(x), rtol=1e-5, atol=1e-6)
 
 
-def test_measure_latency_runs_and_counts_calls():
-    calls = []
-    seconds = measure_latency(lambda: calls.append(1), repeats=7, warmup=2)
-    assert len(calls) == 9 and seconds >= 0.0
-
-
 def test_invalid_arguments():
     with pytest.raises(UserInputError, match="from_dense expects an nn.Linear"):
         SparseLinear.from_dense(nn.Conv2d(1, 1, 1))
@@ -66,5 +60,3 @@ def test_invalid_arguments():
         SparseLinear(4, 2)(torch.zeros(1, 3))
     with pytest.raises(UserInputError, match=r"max_density must be in \[0, 1\]"):
         sparsify_linear(nn.Linear(2, 2), 2.0)
-    with pytest.raises(UserInputError, match="repeats must be >= 1"):
-        measure_latency(lambda: None, repeats=0)

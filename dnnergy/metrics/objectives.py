@@ -1,11 +1,14 @@
 """Resource objectives ``model -> float`` that steer compression, with a per-layer view.
 
-Every compression method and sweep takes any callable ``model -> float`` (energy, MACs,
-measured latency). The objectives here also implement :class:`LayerwiseObjective`,
-``by_module(model) -> {module path: value}``, which energy-aware pruning uses to order
-layers. Both trace the model with ``dnnergy.trace(..., measure=True)``, so pruned (zero)
-weights and zero activations of the example input lower the result. They are plain
-frozen dataclasses and pickle, so they can be shipped to worker processes.
+Every compression method and sweep takes any callable ``model -> float`` with a ``unit``
+(energy, MACs, measured latency). :class:`EnergyObjective` and :class:`MacsObjective` also
+implement :class:`LayerwiseObjective`, ``by_module(model) -> {module path: value}``, which
+energy-aware pruning uses to order layers; they trace the model with
+``dnnergy.trace(..., measure=True)``, so pruned (zero) weights, zero activations of the
+example input and the model's energy hints (bits, executed MACs) change the result.
+:class:`LatencyObjective` measures wall-clock time on this CPU (NetAdapt's "empirical
+measurements"). All are plain frozen dataclasses and pickle, so they can be shipped to
+worker processes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from torch import nn
 from ..errors import UserInputError
 from ..workload import Workload, trace
 
-__all__ = ["LayerwiseObjective", "EnergyObjective", "MacsObjective", "energy_objective", "macs_objective"]
+__all__ = ["LayerwiseObjective", "EnergyObjective", "MacsObjective", "LatencyObjective", "energy_objective",
+           "macs_objective"]
 
 
 @runtime_checkable
@@ -174,3 +178,30 @@ def macs_objective(example_input: Any, nonzero: bool = True) -> MacsObjective:
     Example: ``macs_objective((1, 784), nonzero=False)(nn.Linear(784, 300)) == 235_200``.
     """
     return MacsObjective(example_input, nonzero)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LatencyObjective:
+    """Measured wall-clock seconds of one forward pass on ``example_input`` on this CPU (median).
+
+    ``example_input`` is a batch or a shape (batch 1 for a phone-like latency); the median
+    of ``repeats`` timed calls after ``warmup`` untimed ones, under ``torch.inference_mode``
+    (:func:`~dnnergy.metrics.latency.measure_latency`). Noisy on a shared machine: use it
+    where the ranking matters more than the digits (NetAdapt-style budgets).
+    """
+
+    example_input: Any
+    repeats: int = 20
+    warmup: int = 3
+
+    def __post_init__(self) -> None:
+        _check_example("LatencyObjective", self.example_input)
+
+    @property
+    def unit(self) -> str:
+        return "s"
+
+    def __call__(self, model: nn.Module) -> float:
+        from .latency import model_latency
+
+        return model_latency(model, self.example_input, repeats=self.repeats, warmup=self.warmup)
