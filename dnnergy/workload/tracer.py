@@ -20,6 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import TraceError, UnsupportedOpError, UserInputError
 from ..registry import Registry
+from .hints import model_hints, with_hints
 from .layer import MAC_KINDS, Layer, TensorStats, fold_bias
 from .ops import FREE_OPS, Handler, OpContext, Unsupported, get_handler, op_name, registry_copy
 from .workload import UnsupportedOp, Workload
@@ -293,7 +294,10 @@ def trace(
     counted are listed in ``Workload.unsupported`` and warned about; ``strict=True``
     raises :class:`UnsupportedOpError` instead. ``measure=True`` also records, for every
     single-op layer, the measured density and zero-run statistics of its input, weight
-    and output tensors on this input (attention's fused kernel stays dense).
+    and output tensors on this input (attention's fused kernel stays dense). Energy hints
+    the model's modules carry (``dnnergy_hints``: bitwidths, densities, executed-MAC
+    fractions set by compression, see :mod:`dnnergy.workload.hints`) are applied to their
+    layers; measured densities win over hinted ones.
     ``compute=False`` runs convolutions and matmuls on shapes only (their outputs are
     zeros): several times faster and the counts are the same, but Python control flow
     that depends on their values sees zeros, and it cannot be combined with ``measure``.
@@ -332,6 +336,7 @@ def trace(
         source="torch",
         distinct_params=sum(numel for _, _, numel in recorder.param_regions),
     )
+    workload = with_hints(workload, model_hints(model), measured=measure)
     if unsupported:
         listing = ", ".join(f"{u.op} x{u.count}" for u in unsupported)
         if strict:
