@@ -1,109 +1,59 @@
-"""Compression methods: each takes a model (+ data, + an energy function) and returns a new model and a record.
+"""Compression methods on one contract: ``method(model, context, **params) -> Result(model, record)``.
 
-Unstructured pruning keeps its state in :class:`Masks` (``masks``); methods live one per
-module (``magnitude``, ``obd``, ``eap``, ``structured``, ``eliminate``, ...) and share the
-least-squares layer reconstruction (``reconstruct``), physical channel removal
-(``removal``) and the resource objectives (``objectives``). See docs/compression.md and
-docs/compression-structured.md.
+* :mod:`~dnnergy.compress.contract`: :func:`register_method`, :func:`list_methods`,
+  :func:`get_method`, :func:`run` (one method or a chain such as ``"magnitude,structured"``).
+* :mod:`~dnnergy.compress.context`: :class:`CompressionContext` (data, evaluation, budget,
+  fine-tuning policy, energy objective, example, seed, progress).
+* :mod:`~dnnergy.compress.record`: :class:`Record` and :class:`Step`, plain data.
+* :mod:`~dnnergy.compress.transforms`: reversible weight transforms (:class:`Masks`).
+* :mod:`~dnnergy.compress.edits`: the structural edit log a compressed model replays from.
+* Methods, one module each: ``magnitude``, ``obd``, ``balanced`` (and ``simd``), ``eap``,
+  ``structured``, ``activation``, ``snapea``; ``eliminate`` lives with its searches in
+  :mod:`dnnergy.explore.elimination`. Shared machinery: ``selection``, ``schedule``,
+  ``reconstruct``, ``importance``, ``removal``, ``sparse``.
+
+See docs/compression.md and docs/compression-structured.md.
 """
 
-from .activation import ActivationPruning, activation_pruning_sweep, prune_activations
-from .balanced import balanced_masks, simd_masks
-from .eap import EAPConfig, energy_aware_prune, layer_energies, select_by_output_error
-from .magnitude import iterative_magnitude_prune, magnitude_prune
-from .masks import (
-    PRUNABLE_MODULES,
-    LayerSparsity,
-    Masks,
-    PruneStep,
-    PruningRecord,
-    lowest_score_masks,
-    prunable_parameters,
-    weight_sparsity,
-)
-from .objectives import EnergyObjective, LayerwiseObjective, MacsObjective, energy_objective, macs_objective
-from .eliminate import (
-    INPUTS,
-    EliminationSearch,
-    EliminationSweep,
-    eliminate_neurons,
-    eliminate_plan,
-    elimination_search,
-    elimination_sweep,
-    representative_neurons,
-)
-from .obd import hessian_diagonal, obd_prune, obd_saliency
-from .reconstruct import input_gram, input_rows, least_squares, output_error, pruning_error, set_weight_rows, weight_rows
-from .removal import ChannelSurgeon, InputSubsetLinear, StructuredRecord, channel_groups, load_pruned, prune_channels, replay, save_pruned
-from .snapea import EarlyTermination, early_termination, with_early_termination
-from .sparse import SparseLinear, measure_latency, sparsify_linear
-from .structured import Criterion, StructuredConfig, prune_structured
+from .context import CompressionContext, Event
+from .contract import METHODS, Method, Outcome, Param, Result, get_method, list_methods, parse_chain, register_method, run
+from .edits import EditLog, register_module, replay
+from .record import Record, Step
+from .selection import PRUNABLE_MODULES, LayerSparsity, lowest_score_masks, prunable_parameters, weight_sparsity
+from .transforms import Mask, Masks, Transforms, WeightTransform, register_transform
+
+# Every module below registers its method(s) when imported.
+from . import activation, balanced, eap, magnitude, obd, snapea, structured  # noqa: E402,F401  isort: skip
 
 __all__ = [
-    # mask state and records
+    # the contract
+    "CompressionContext",
+    "Event",
+    "Outcome",
+    "Result",
+    "Record",
+    "Step",
+    "Method",
+    "Param",
+    "METHODS",
+    "register_method",
+    "list_methods",
+    "get_method",
+    "parse_chain",
+    "run",
+    # state a compressed model carries
+    "WeightTransform",
+    "Transforms",
+    "register_transform",
+    "Mask",
     "Masks",
-    "LayerSparsity",
-    "PruneStep",
-    "PruningRecord",
+    "EditLog",
+    "register_module",
+    "replay",
+    # what pruning acts on
     "PRUNABLE_MODULES",
+    "LayerSparsity",
     "prunable_parameters",
     "weight_sparsity",
     "lowest_score_masks",
-    # least-squares reconstruction
-    "input_rows",
-    "input_gram",
-    "weight_rows",
-    "set_weight_rows",
-    "least_squares",
-    "output_error",
-    "pruning_error",
-    # methods
-    "magnitude_prune",
-    "iterative_magnitude_prune",
-    "hessian_diagonal",
-    "obd_saliency",
-    "obd_prune",
-    "EAPConfig",
-    "energy_aware_prune",
-    "select_by_output_error",
-    "layer_energies",
-    "balanced_masks",
-    "simd_masks",
-    # structured pruning with physical removal
-    "Criterion",
-    "StructuredConfig",
-    "prune_structured",
-    "prune_channels",
-    "ChannelSurgeon",
-    "channel_groups",
-    "StructuredRecord",
-    "replay",
-    "save_pruned",
-    "load_pruned",
-    # neuron elimination (seed 002)
-    "representative_neurons",
-    "eliminate_neurons",
-    "eliminate_plan",
-    "elimination_sweep",
-    "elimination_search",
-    "EliminationSweep",
-    "EliminationSearch",
-    "INPUTS",
-    "InputSubsetLinear",
-    # activation-side savings and sparse execution
-    "ActivationPruning",
-    "prune_activations",
-    "activation_pruning_sweep",
-    "EarlyTermination",
-    "early_termination",
-    "with_early_termination",
-    "SparseLinear",
-    "sparsify_linear",
-    "measure_latency",
-    # objectives
-    "LayerwiseObjective",
-    "EnergyObjective",
-    "MacsObjective",
-    "energy_objective",
-    "macs_objective",
 ]

@@ -6,25 +6,33 @@ at no accuracy loss on ImageNet with per-layer thresholds). Here every ``nn.ReLU
 the named ones) is replaced by :class:`ActivationPruning`, ``y = x if x > t else 0``,
 which for ``t = 0`` is the ReLU itself. Because :func:`dnnergy.trace` with
 ``measure=True`` records the input density of every layer, the estimator's sparsity
-model (zero gating and DRAM coding) prices the extra zeros with no further work: pass an
-energy objective such as ``energy_objective(images)`` to :func:`activation_pruning_sweep`.
+model (zero gating and DRAM coding) prices the extra zeros with no further work.
+
+Registered as the method ``activation``: it walks a schedule of increasing thresholds
+and keeps the largest whose validation accuracy stays within the budget (no
+retraining, as Cnvlutin). Sweep thresholds with ``dnnergy.explore.tradeoff(model,
+context, "activation", thresholds)``.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserInputError
+from .context import CompressionContext
+from .contract import Outcome, register_method
+from .edits import register_module, replace_module
+from .record import Step
 
-__all__ = ["ActivationPruning", "prune_activations", "ActivationPoint", "activation_pruning_sweep"]
+__all__ = ["ActivationPruning", "prune_activations", "activation"]
 
 
+@register_module("activation_pruning")
 class ActivationPruning(nn.Module):
     """ReLU that also zeroes activations at or below ``threshold``: ``F.threshold(x, threshold, 0)``.
 
@@ -52,7 +60,8 @@ def prune_activations(model: nn.Module, threshold: float | Mapping[str, float]) 
     already inserted), or a mapping from module path to value for some of them. ReLUs
     called functionally (``torch.relu`` in ``forward``) cannot be replaced; a model with no
     ReLU module raises :class:`UserInputError`. State dict keys are unchanged (ReLU has no
-    parameters). Example: ``prune_activations(lenet300, 0.1)`` replaces ``relu``.
+    parameters); each replacement is in the copy's edit log, so it saves and reloads.
+    Example: ``prune_activations(lenet300, 0.1)`` replaces ``relu``.
     """
     pruned = copy.deepcopy(model)
     relus = {name: m for name, m in pruned.named_modules() if isinstance(m, (nn.ReLU, ActivationPruning)) and name}
@@ -66,35 +75,30 @@ def prune_activations(model: nn.Module, threshold: float | Mapping[str, float]) 
     else:
         chosen = {name: threshold for name in relus}
     for name, value in chosen.items():
-        parent, _, attr = name.rpartition(".")
-        setattr(pruned.get_submodule(parent) if parent else pruned, attr, ActivationPruning(value))
+        replace_module(pruned, name, "activation_pruning", threshold=float(value))
     return pruned
 
 
-@dataclass(frozen=True, slots=True)
-class ActivationPoint:
-    """One threshold of :func:`activation_pruning_sweep`: accuracy (fraction) and energy (energy_fn's unit)."""
+@register_method("activation", strength="threshold")
+def activation(model: nn.Module, context: CompressionContext, *,
+               threshold: float | tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)) -> Outcome:
+    """Albericio et al. 2016 (Cnvlutin): every ReLU also zeroes activations at or below a threshold (no retraining).
 
-    threshold: float
-    accuracy: float
-    energy: float
-
-    def __post_init__(self) -> None:
-        if not self.threshold >= 0:
-            raise ValueError(f"ActivationPoint: threshold must be >= 0 (got {self.threshold!r})")
-        if not 0.0 <= self.accuracy <= 1.0:
-            raise ValueError(f"ActivationPoint: accuracy must be in [0, 1] (got {self.accuracy!r})")
-        if not math.isfinite(self.energy):
-            raise ValueError(f"ActivationPoint: energy must be finite (got {self.energy!r})")
-
-
-def activation_pruning_sweep(model: nn.Module, thresholds: Sequence[float], evaluate_fn: Callable[[nn.Module], float],
-                             energy_fn: Callable[[nn.Module], float]) -> tuple[ActivationPoint, ...]:
-    """Accuracy and energy of ``model`` with every ReLU pruned at each threshold (0 = the model itself).
-
-    ``energy_fn`` should measure activations on real data, e.g.
-    ``dnnergy.compress.energy_objective(images)``, which traces with ``measure=True`` so
-    the new zeros lower the gated MACs and the coded DRAM traffic.
+    ``threshold`` (activation units, >= 0): one value, or an increasing schedule walked
+    until validation accuracy leaves the budget (the last threshold within it is kept).
+    The extra zeros gate MACs and shrink coded DRAM traffic in the energy estimate.
     """
-    return tuple(ActivationPoint(float(t), float(evaluate_fn(m)), float(energy_fn(m)))
-                 for t in thresholds for m in [prune_activations(model, float(t))])
+    schedule = (threshold,) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else tuple(threshold)
+    if not schedule or any(b < a for a, b in zip(schedule, schedule[1:])):
+        raise UserInputError(f"activation: threshold must be a number >= 0 or an increasing schedule (got {threshold!r})")
+    steps, kept = [], None
+    for i, value in enumerate(schedule):
+        accuracy = context.evaluate(prune_activations(model, value))
+        accepted = context.within_budget(accuracy)
+        steps.append(Step(i, "", float(value), accuracy, accepted))
+        if not accepted:
+            break
+        kept = float(value)
+    if kept is None:
+        return Outcome(model, "no threshold within the accuracy budget", steps)
+    return Outcome(prune_activations(model, kept), f"threshold {kept:g} on every ReLU", steps, {"threshold": kept})

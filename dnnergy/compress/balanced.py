@@ -11,19 +11,28 @@ output neuron/filter, ``K = in_features`` or ``C/groups * R * S``.
 * SIMD-aware pruning (Yu et al., "Scalpel", ISCA 2017, Sec. 4.1): weights are pruned in
   aligned groups of ``width`` consecutive weights of a row (one SIMD load), chosen by the
   group's L2 norm, so the sparse format stores one index per group.
+
+Registered as the methods ``balanced`` and ``simd``: the prune / retrain loop of
+:func:`~dnnergy.compress.schedule.prune_on_schedule` with these masks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import UserInputError
-from .masks import lowest_score_masks, prunable_parameters
+from .context import CompressionContext
+from .contract import Outcome, register_method
+from .schedule import prune_on_schedule, schedule_of
+from .selection import lowest_score_masks, prunable_parameters
 
-__all__ = ["balanced_keep", "simd_keep", "balanced_masks", "simd_masks"]
+__all__ = ["balanced_keep", "simd_keep", "balanced_masks", "simd_masks", "balanced", "simd"]
+
+Layout = Literal["contiguous", "interleaved"]
 
 
 def _check_sparsity(sparsity: float) -> None:
@@ -31,8 +40,7 @@ def _check_sparsity(sparsity: float) -> None:
         raise UserInputError(f"sparsity must be in [0, 1] (got {sparsity!r})")
 
 
-def balanced_keep(weight: Tensor, sparsity: float, blocks: int,
-                  layout: Literal["contiguous", "interleaved"] = "contiguous") -> Tensor:
+def balanced_keep(weight: Tensor, sparsity: float, blocks: int, layout: Layout = "contiguous") -> Tensor:
     """ESE keep mask: every one of ``blocks`` row-blocks drops ``round(sparsity * block size)`` smallest ``|w|``.
 
     ``layout="contiguous"`` gives PE ``b`` rows ``b*M/blocks ... (b+1)*M/blocks - 1``;
@@ -81,7 +89,7 @@ def simd_keep(weight: Tensor, sparsity: float, width: int) -> Tensor:
 
 
 def balanced_masks(model: nn.Module, sparsity: float, blocks: int, names: Iterable[str] | None = None,
-                   layout: Literal["contiguous", "interleaved"] = "contiguous") -> dict[str, Tensor]:
+                   layout: Layout = "contiguous") -> dict[str, Tensor]:
     """:func:`balanced_keep` for every prunable weight (Linear/Conv) or the named ones.
 
     Returns ``{"fc1.weight": keep, ...}``; attach with ``Masks(model).update(...)``. A
@@ -100,3 +108,37 @@ def balanced_masks(model: nn.Module, sparsity: float, blocks: int, names: Iterab
 def simd_masks(model: nn.Module, sparsity: float, width: int, names: Iterable[str] | None = None) -> dict[str, Tensor]:
     """:func:`simd_keep` for every prunable weight (Linear/Conv) or the named ones: ``{"fc1.weight": keep, ...}``."""
     return {name: simd_keep(param, sparsity, width) for name, param in prunable_parameters(model, names).items()}
+
+
+@register_method("balanced", strength="sparsity")
+def balanced(model: nn.Module, context: CompressionContext, *, sparsity: float | tuple[float, ...] = (0.5, 0.75, 0.9),
+             blocks: int = 4, layout: Layout = "contiguous", layers: tuple[str, ...] = ()) -> Outcome:
+    """Han et al. (ESE, FPGA 2017): load-balance-aware pruning, every PE's rows keep the same number of weights.
+
+    ``blocks`` processing elements share each layer's rows; by default the layers whose
+    row count ``blocks`` does not divide are left dense (the record's ``info`` lists them),
+    while naming such a layer in ``layers`` is an error. ``layout`` ``"contiguous"`` or
+    ``"interleaved"`` rows per PE; ``sparsity`` a fraction or a schedule, with fine-tuning
+    after each step.
+    """
+    params = prunable_parameters(model, list(layers) or None)
+    selected = list(params) if layers else [n for n, p in params.items() if p.shape[0] % blocks == 0]
+    schedule = schedule_of(sparsity, "balanced")
+    outcome = prune_on_schedule(model, context, schedule, lambda m, s: balanced_masks(m, s, blocks, selected, layout), selected)
+    dense = sorted(set(params) - set(selected))
+    if not dense:
+        return outcome
+    return dataclasses.replace(outcome, summary=f"{outcome.summary}; {', '.join(dense)} left dense (rows not divisible by {blocks})",
+                               info={**outcome.info, "dense": dense})
+
+
+@register_method("simd", strength="sparsity")
+def simd(model: nn.Module, context: CompressionContext, *, sparsity: float | tuple[float, ...] = (0.5, 0.75, 0.9),
+         width: int = 4, layers: tuple[str, ...] = ()) -> Outcome:
+    """Yu et al. (Scalpel, ISCA 2017): prune aligned groups of ``width`` weights of a row (one SIMD load) by L2 norm.
+
+    ``sparsity`` (a fraction of the groups, or a schedule), fine-tuning after each step.
+    """
+    selected = list(layers) or None
+    schedule = schedule_of(sparsity, "simd")
+    return prune_on_schedule(model, context, schedule, lambda m, s: simd_masks(m, s, width, selected), selected)

@@ -4,7 +4,7 @@ Networks using Energy-Aware Pruning", CVPR 2017; seeds 000 and 003).
 Algorithm (one iteration; repeated while the target accuracy holds):
 
 1. Order the prunable layers by estimated energy, highest first (``energy_fn.by_module``
-   when the energy function offers it, see :class:`~dnnergy.compress.objectives.LayerwiseObjective`).
+   when the energy function offers it, see :class:`~dnnergy.metrics.LayerwiseObjective`).
 2. Inside each layer, in steps of ``step`` of the layer's remaining weights, remove the weights with
    the smallest *joint impact on the layer's output feature map* and re-fit the remaining
    weights by closed-form least squares (:mod:`dnnergy.compress.reconstruct`). The
@@ -15,6 +15,9 @@ Algorithm (one iteration; repeated while the target accuracy holds):
    lowest such costs over the whole layer, re-fitting after every batch.
    Stop the layer when the validation accuracy falls below the threshold (the step is undone).
 3. Fine-tune the whole network with back-propagation, masks fixed.
+
+Registered as the method ``eap``: the layer energies come from the context's energy
+objective, the target accuracy from its budget, fine-tuning from its policy.
 
 NB: ``rounds`` < the number of weights removed makes the selection approximate (the
 costs of weights removed in the same batch are assumed independent); ``rounds`` equal to
@@ -33,20 +36,23 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserInputError
-from .masks import Masks, PruneStep, PruningRecord, prunable_parameters, rollback, snapshot, weight_sparsity
+from .context import CompressionContext
+from .contract import Outcome, register_method
 from .reconstruct import input_gram, least_squares, set_weight_rows, weight_rows
+from .record import Step
+from .selection import prunable_parameters, weight_sparsity
+from .transforms import Masks, rollback, snapshot
 
-__all__ = ["EAPConfig", "energy_aware_prune", "select_by_output_error", "layer_energies"]
+__all__ = ["EAPConfig", "eap", "select_by_output_error", "layer_energies"]
 
 
 @dataclass(frozen=True, slots=True)
 class EAPConfig:
-    """Knobs of :func:`energy_aware_prune`.
+    """Knobs of energy-aware pruning (the keyword parameters of the method ``eap``).
 
-    ``accuracy_drop``: largest allowed drop of validation accuracy below the unpruned
-    model's (a fraction, 0.01 = one point); the target accuracy. ``layer_drop``: largest
-    drop while pruning one layer, from the accuracy when that layer started (``None`` =
-    ``accuracy_drop``). ``step``: fraction of a layer's *remaining* weights removed per
+    ``layer_drop``: largest drop of validation accuracy while pruning one layer, from the
+    accuracy when that layer started (``None`` = the context's whole budget); the target
+    itself is the context's budget. ``step``: fraction of a layer's *remaining* weights removed per
     trial (a geometric schedule: 0.2 takes a layer from 90 % to 92 % sparsity, so the
     last, most sensitive weights are removed in small steps). ``max_sparsity``: cap per
     layer. ``rounds``: re-fit batches per step (see module NB). ``max_iterations``: prune / fine-tune iterations. ``damping``: ridge added to
@@ -54,19 +60,17 @@ class EAPConfig:
     ``batch_size``: calibration images per forward pass.
     """
 
-    accuracy_drop: float = 0.01
     layer_drop: float | None = None
     step: float = 0.2
     max_sparsity: float = 0.99
-    rounds: int = 4
+    rounds: int = 2
     max_iterations: int = 3
     damping: float = 1e-6
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("accuracy_drop", "max_sparsity"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise UserInputError(f"EAPConfig: {name} must be in [0, 1] (got {getattr(self, name)})")
+        if not 0.0 <= self.max_sparsity <= 1.0:
+            raise UserInputError(f"EAPConfig: max_sparsity must be in [0, 1] (got {self.max_sparsity})")
         if self.layer_drop is not None and not 0.0 <= self.layer_drop <= 1.0:
             raise UserInputError(f"EAPConfig: layer_drop must be in [0, 1] or None (got {self.layer_drop})")
         if not 0.0 < self.step <= 1.0:
@@ -157,73 +161,56 @@ def layer_energies(model: nn.Module, energy_fn: Callable[[nn.Module], float], la
     return out
 
 
-def energy_aware_prune(
-    model: nn.Module,
-    *,
-    evaluate: Callable[[nn.Module], float],
-    calibration: Tensor,
-    energy_fn: Callable[[nn.Module], float],
-    fine_tune: Callable[[nn.Module, Masks], object] | None = None,
-    config: EAPConfig = EAPConfig(),
-    layers: Sequence[str] | None = None,
-) -> tuple[nn.Module, PruningRecord]:
-    """Prune ``model`` layer by layer, most energy first, keeping accuracy within ``config.accuracy_drop``.
+@register_method("eap")
+def eap(model: nn.Module, context: CompressionContext, *, step: float = 0.2, max_sparsity: float = 0.99,
+        layer_drop: float | None = None, rounds: int = 2, max_iterations: int = 3, damping: float = 1e-6,
+        batch_size: int = 256, calibration: int = 2000, layers: tuple[str, ...] = ()) -> Outcome:
+    """Yang, Chen and Sze 2017: prune layer by layer, most energy first, by output error with a least-squares restore.
 
-    ``evaluate(model)`` returns validation accuracy (fraction in [0, 1]);
-    ``calibration`` is a tensor of model inputs whose layer inputs form the Gram matrices
-    (for a Linear layer with K inputs use well over K samples); ``energy_fn`` is any
-    ``model -> float`` (e.g. :func:`~dnnergy.compress.objectives.energy_objective`);
-    ``fine_tune(model, masks)`` retrains with masks fixed (e.g. ``lambda m, k:
-    dnnergy.data.fine_tune(m, data, k)``), skipped when ``None``. ``layers`` limits
-    pruning to some Linear/Conv1d/Conv2d module paths. The input model is unchanged;
-    returns the pruned copy (zeros permanent) and a :class:`PruningRecord` with the
-    energies before/after in ``energy_fn.unit``.
+    Layers are ordered by the context's energy objective (``by_module`` when it has one);
+    inside a layer, steps of ``step`` of its remaining weights (up to ``max_sparsity``)
+    remove the weights whose removal least changes the layer's output and re-fit the rest
+    on the Gram matrix of the first ``calibration`` training images, until validation
+    accuracy falls below the budget (or ``layer_drop`` below the layer's start). Then the
+    whole model is fine-tuned, and the iteration repeats (at most ``max_iterations``).
+    ``rounds``, ``damping``, ``batch_size``: see :class:`EAPConfig`. ``layers`` limits
+    pruning to some Linear/Conv1d/Conv2d module paths.
     """
-    pruned = copy.deepcopy(model)
-    names = [n.rpartition(".")[0] for n in prunable_parameters(pruned, layers)]
-    acc0, e0 = evaluate(pruned), energy_fn(pruned)
-    target = acc0 - config.accuracy_drop
-    layer_drop = config.accuracy_drop if config.layer_drop is None else config.layer_drop
-    masks = Masks(pruned, reversible=False)
-    steps, orders, accuracy = [], [], acc0
+    energy_fn = context.require("energy", "eap")
+    context.require("max_accuracy_drop", "eap")
+    config = EAPConfig(layer_drop, step, max_sparsity, rounds, max_iterations, damping, batch_size)
+    names = [n.rpartition(".")[0] for n in prunable_parameters(model, list(layers) or None)]
+    images = context.calibration(calibration)
+    target = context.floor()
+    allowed = context.max_accuracy_drop if config.layer_drop is None else config.layer_drop
+    masks = Masks(model, reversible=False)
+    steps, orders, accuracy = [], [], context.evaluate(model)
     for iteration in range(config.max_iterations):
-        saved = snapshot(pruned, masks)
-        energies = layer_energies(pruned, energy_fn, names)
+        saved = snapshot(model)
+        energies = layer_energies(model, energy_fn, names)
         order = tuple(sorted(names, key=lambda n: -energies[n]))  # stable: ties keep model order
         orders.append(order)
         changed = False
         for name in order:
-            accuracy, trials = _prune_layer(pruned, name, masks, evaluate, calibration, config, target, accuracy, layer_drop,
-                                            iteration)
+            accuracy, trials = _prune_layer(model, name, masks, context, images, config, target, accuracy, allowed, iteration)
             steps.extend(trials)
             changed |= any(t.accepted for t in trials)
         if not changed:
             break
-        if fine_tune is not None:
-            fine_tune(pruned, masks)
-            masks.apply()
-            accuracy = evaluate(pruned)
-            steps.append(PruneStep(iteration, "", masks.sparsity(), accuracy, accuracy >= target, True))
+        if context.fine_tune(model):
+            accuracy = context.evaluate(model)
+            steps.append(Step(iteration, "", masks.sparsity(), accuracy, accuracy >= target, True))
         if accuracy < target:  # fine-tuning could not hold the target: undo this iteration
-            masks = rollback(pruned, masks, saved)
-            accuracy = evaluate(pruned)
+            rollback(model, saved)
+            accuracy = context.evaluate(model)
             break
-    masks.remove()
-    record = PruningRecord(
-        method="energy_aware",
-        layers=weight_sparsity(pruned, names),
-        steps=tuple(steps),
-        accuracy_before=acc0,
-        accuracy_after=accuracy,
-        energy_before=e0,
-        energy_after=energy_fn(pruned),
-        energy_unit=getattr(energy_fn, "unit", ""),
-        order=tuple(orders),
-    )
-    return pruned, record
+    summary = f"{len(orders)} iteration(s), order {' > '.join(orders[0])}" if orders else "nothing to prune"
+    layers_now = weight_sparsity(model, names)
+    return Outcome(model, summary, steps, {"order": [list(o) for o in orders],
+                                           "layers": {r.name: r.sparsity for r in layers_now}})
 
 
-def _prune_layer(model, name, masks, evaluate, calibration, config, target, accuracy, layer_drop, iteration):
+def _prune_layer(model, name, masks, context, calibration, config, target, accuracy, layer_drop, iteration):
     """Greedy steps on one layer until accuracy or the sparsity cap stops it; returns (accuracy, steps)."""
     module = model.get_submodule(name)
     key = f"{name}.weight"
@@ -241,9 +228,9 @@ def _prune_layer(model, name, masks, evaluate, calibration, config, target, accu
         new_keep, new_weight = select_by_output_error(gram, original, keep, goal - zeros, rounds=config.rounds,
                                                       damping=config.damping)
         set_weight_rows(module, new_weight)
-        acc = evaluate(model)
+        acc = context.evaluate(model)
         accepted = acc >= floor
-        trials.append(PruneStep(iteration, name, goal / numel, acc, accepted))
+        trials.append(Step(iteration, name, goal / numel, acc, accepted))
         if not accepted:
             break
         keep, best, accuracy = new_keep, new_weight, acc

@@ -11,7 +11,9 @@ the next layer so that it reproduces its pre-activations from them alone:
    layer's bias is kept as it is), then the other ``n - p`` neurons are removed
    physically: the layer has ``p`` outputs and the next layer ``p`` inputs.
 3. Algorithm 1: sweep ``p`` down from ``rank(X)``, recording accuracy and energy, until
-   the accuracy drop exceeds a threshold.
+   the accuracy drop exceeds a threshold. The sweep, its energy-guided extension to
+   several layers and the registered method ``eliminate`` live in
+   :mod:`dnnergy.explore.elimination`; they build models with :class:`PlanBuilder`.
 
 With ``p = rank(X)`` the next layer's pre-activations are reproduced exactly (up to
 round-off) on the calibration samples. Works for a Linear layer followed by a Linear
@@ -22,8 +24,7 @@ ungrouped Conv2d (a neuron is then a channel and ``X`` is channels x (samples * 
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -34,11 +35,9 @@ from torch import Tensor, nn
 from ..errors import UserInputError
 from .importance import consumer_columns
 from .reconstruct import input_rows, least_squares, output_error
-from .removal import ChannelSurgeon, InputSubsetLinear, StructuredRecord, calibration_inputs
+from .removal import ChannelSurgeon, InputSubsetLinear, calibration_inputs
 
-__all__ = ["INPUTS", "representative_neurons", "activation_matrix", "eliminate_neurons", "eliminate_plan",
-           "elimination_sweep", "elimination_search", "EliminationPoint", "EliminationSweep", "EliminationSearch",
-           "SearchPoint"]
+__all__ = ["INPUTS", "representative_neurons", "activation_matrix", "eliminate_neurons", "eliminate_plan", "PlanBuilder"]
 
 
 def representative_neurons(x: Tensor | np.ndarray, p: int) -> tuple[int, ...]:
@@ -192,7 +191,7 @@ def activation_matrix(model: nn.Module, layer: str, data: Any, *, example: Any =
 
 
 def eliminate_plan(model: nn.Module, data: Any, plan: Mapping[str, int], *, example: Any = None,
-                   samples: int | None = 1024) -> tuple[nn.Module, StructuredRecord]:
+                   samples: int | None = 1024) -> tuple[nn.Module, dict[str, Any]]:
     """Eliminate neurons in several layers: ``plan`` maps layer names (or ``"inputs"``) to the ``p`` kept.
 
     Layers are simplified from the input side on (``"inputs"`` first, then module order),
@@ -201,16 +200,19 @@ def eliminate_plan(model: nn.Module, data: Any, plan: Mapping[str, int], *, exam
     seed 002 (whose layer 0 is the input layer): the Linear layer reading the flattened
     model input keeps ``p`` representative input features and becomes an
     :class:`~dnnergy.compress.removal.InputSubsetLinear`. Returns a physically smaller copy
-    and its record (``info``: the plan, kept neurons and residual per key). Example:
+    (its edit log lists the removals) and plain data: the plan, the neurons each key had
+    (``sizes``), the kept neurons and the residual ``||W_p X_p - W X||_F^2`` per key
+    (squared pre-activation units, summed over the calibration samples). Example:
     ``eliminate_plan(lenet300, images, {"inputs": 200, "fc1": 40, "fc2": 30})``.
     """
     surgeon, x_in = _surgeon(model, data, example, samples)
-    kept_all, residuals = {}, {}
+    sizes, kept_all, residuals = {}, {}, {}
     for key in _plan_order(surgeon.model, plan):
         info = _inspect(surgeon, key, x_in)
+        sizes[key] = info.neurons
         kept_all[key] = sorted(representative_neurons(info.x, _check_p(info, plan[key])))
         residuals[key] = _apply(surgeon, info, kept_all[key])
-    return surgeon.model, surgeon.record("eliminate", {"plan": dict(plan), "kept": kept_all, "residual": residuals})
+    return surgeon.model, {"plan": dict(plan), "sizes": sizes, "kept": kept_all, "residual": residuals}
 
 
 def _plan_order(model: nn.Module, plan: Mapping[str, int]) -> list[str]:
@@ -224,223 +226,72 @@ def _plan_order(model: nn.Module, plan: Mapping[str, int]) -> list[str]:
 
 
 def eliminate_neurons(model: nn.Module, layer: str, data: Any, p: int, *, example: Any = None,
-                      samples: int | None = 1024) -> tuple[nn.Module, StructuredRecord]:
+                      samples: int | None = 1024) -> tuple[nn.Module, dict[str, Any]]:
     """Keep ``p`` representative neurons of ``layer`` (Algorithm 2), refit the next layer (Eq. 6), remove the rest.
 
     ``data`` is the calibration set (input tensor, ``(inputs, labels)``, TensorDataset or
-    Dataset; the first ``samples`` inputs). Returns a physically smaller copy and its
-    :class:`~dnnergy.compress.removal.StructuredRecord` (``info`` holds ``p``, the kept
-    neurons and the residual ``||W_p X_p - W X||_F^2`` in squared pre-activation units,
-    summed over the calibration samples). No retraining. Example:
+    Dataset; the first ``samples`` inputs). Returns a physically smaller copy and plain
+    data (``kept`` neurons, ``residual``) as :func:`eliminate_plan`. No retraining. Example:
     ``eliminate_neurons(lenet300, "fc1", digits_images, 40)`` gives ``fc1: Linear(784, 40)``
     and ``fc2: Linear(40, 100)``.
     """
-    pruned, record = eliminate_plan(model, data, {layer: p}, example=example, samples=samples)
-    info = dict(record.info)
-    return pruned, replace(record, info=(("layer", layer), ("p", int(p)), ("kept", info["kept"][layer]),
-                                         ("residual", info["residual"][layer])))
+    pruned, info = eliminate_plan(model, data, {layer: p}, example=example, samples=samples)
+    return pruned, {"layer": layer, "p": int(p), "kept": info["kept"][layer], "residual": info["residual"][layer]}
 
 
-@dataclass(frozen=True, slots=True)
-class EliminationPoint:
-    """One configuration of Algorithm 1: ``p`` neurons kept, its accuracy (fraction), energy (energy_fn's unit) and residual."""
+class PlanBuilder:
+    """Builds eliminated models for plans (neurons kept per key) that share prefixes, reusing the common work.
 
-    p: int
-    accuracy: float
-    energy: float | None
-    residual: float
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.p, int) or self.p < 1:
-            raise ValueError(f"EliminationPoint: p must be a positive int (got {self.p!r})")
-        if not 0.0 <= self.accuracy <= 1.0:
-            raise ValueError(f"EliminationPoint: accuracy must be in [0, 1] (got {self.accuracy!r})")
-        if self.energy is not None and not math.isfinite(self.energy):
-            raise ValueError(f"EliminationPoint: energy must be finite or None (got {self.energy!r})")
-        if not self.residual >= 0.0:
-            raise ValueError(f"EliminationPoint: residual must be >= 0 (got {self.residual!r})")
-
-
-@dataclass(frozen=True, slots=True)
-class EliminationSweep:
-    """Algorithm 1's record: the layer, ``rank(X)``, the unpruned baseline and one point per ``p`` tried (descending)."""
-
-    layer: str
-    neurons: int
-    rank: int
-    accuracy: float
-    energy: float | None
-    points: tuple[EliminationPoint, ...]
-
-    def best(self, threshold: float) -> EliminationPoint | None:
-        """The point with the fewest neurons whose accuracy drop is at most ``threshold``."""
-        ok = [pt for pt in self.points if pt.accuracy >= self.accuracy - threshold]
-        return min(ok, key=lambda pt: pt.p) if ok else None
-
-    def to_records(self) -> list[dict]:
-        """One flat dict per point (layer, p, accuracy, energy, residual, accuracy drop)."""
-        return [{"layer": self.layer, "p": pt.p, "accuracy": pt.accuracy, "energy": pt.energy, "residual": pt.residual,
-                 "accuracy_drop": self.accuracy - pt.accuracy} for pt in self.points]
-
-
-def elimination_sweep(model: nn.Module, layer: str, data: Any, evaluate_fn: Callable[[nn.Module], float],
-                      energy_fn: Callable[[nn.Module], float] | None = None, *, threshold: float = 0.02, step: int = 1,
-                      example: Any = None, samples: int | None = 1024) -> EliminationSweep:
-    """Algorithm 1: for ``p = rank(X), rank(X) - step, ...`` eliminate down to ``p`` neurons and record the trade-off.
-
-    Stops after the first ``p`` whose accuracy drop (``evaluate_fn(original) -
-    evaluate_fn(simplified)``, absolute fraction) exceeds ``threshold`` (that point is
-    recorded) or at ``p = 1``. ``energy_fn`` is any ``model -> float``. The SVD of ``X``
-    is computed once. Rebuild a chosen point with :func:`eliminate_neurons` (same data, its ``p``).
-    """
-    if not isinstance(step, int) or step < 1:
-        raise UserInputError(f"elimination_sweep: step must be a positive int (got {step!r})")
-    surgeon, x_in = _surgeon(model, data, example, samples)
-    info = _inspect(surgeon, layer, x_in)
-    base_accuracy = float(evaluate_fn(model))
-    base_energy = float(energy_fn(model)) if energy_fn else None
-    u, singular = _left_singular(info.x)
-    rank = int((singular > singular.max(initial=0.0) * max(info.x.shape) * np.finfo(np.float64).eps).sum())  # numpy's matrix_rank
-    points = []
-    for p in range(rank, 0, -step):  # Algorithm 1
-        kept = sorted(_pivots(u, p))
-        trial = ChannelSurgeon(copy.deepcopy(surgeon.model), surgeon.inputs)
-        residual = _apply(trial, info, kept)
-        point = EliminationPoint(p, float(evaluate_fn(trial.model)), float(energy_fn(trial.model)) if energy_fn else None, residual)
-        points.append(point)
-        if point.accuracy < base_accuracy - threshold:
-            break
-    return EliminationSweep(layer, info.neurons, rank, base_accuracy, base_energy, tuple(points))
-
-
-@dataclass(frozen=True, slots=True)
-class SearchPoint:
-    """One plan tried by :func:`elimination_search`: neurons kept per key, accuracy (fraction),
-    energy (energy_fn's unit) and distortion (squared error of the model outputs on the
-    calibration inputs relative to the original's squared outputs, dimensionless)."""
-
-    plan: tuple[tuple[str, int], ...]
-    accuracy: float
-    energy: float
-    distortion: float
-
-
-@dataclass(frozen=True, slots=True)
-class EliminationSearch:
-    """The record of :func:`elimination_search`: neuron counts before, baseline accuracy and
-    energy, the accepted plans in order (each within the threshold) and the move that failed
-    the threshold and ended the search (``None`` if every layer reached one neuron)."""
-
-    sizes: tuple[tuple[str, int], ...]
-    accuracy: float
-    energy: float
-    accepted: tuple[SearchPoint, ...]
-    stopped_by: SearchPoint | None
-
-    @property
-    def plan(self) -> dict[str, int]:
-        """The last accepted plan (the original sizes when no move was accepted)."""
-        return dict(self.accepted[-1].plan if self.accepted else self.sizes)
-
-    def to_records(self) -> list[dict]:
-        """One flat dict per plan tried (accepted or not), in the order they were decided."""
-        points = [(pt, True) for pt in self.accepted] + ([(self.stopped_by, False)] if self.stopped_by else [])
-        return [{**dict(pt.plan), "accuracy": pt.accuracy, "energy": pt.energy, "distortion": pt.distortion,
-                 "accuracy_drop": self.accuracy - pt.accuracy, "accepted": ok} for pt, ok in points]
-
-
-class _PlanBuilder:
-    """Builds eliminated models for plans that share prefixes, reusing the common work.
-
-    The model before simplifying key ``k`` depends only on the plan's earlier keys, so
-    that model, and ``k``'s layer record with the left singular vectors of its ``X``, are
-    cached by plan prefix. A key kept at its full size shares the model before it.
-    ``original`` holds the unsimplified model and ``seeds`` the records of every key on it.
+    ``PlanBuilder(model, data, keys)`` checks every key (layer names and/or ``"inputs"``)
+    can be eliminated; :attr:`keys` is their order of simplification (inputs first, then
+    module order) and :attr:`sizes` their neuron counts. The model before simplifying key
+    ``k`` depends only on the plan's earlier keys, so that model, and ``k``'s layer
+    record with the left singular vectors of its ``X``, are cached by plan prefix; a key
+    kept at its full size shares the model before it. ``x`` holds the calibration inputs.
+    Example: ``PlanBuilder(lenet300, images, ["fc1"]).build([40])`` equals
+    ``eliminate_neurons(lenet300, "fc1", images, 40)[0]``.
     """
 
-    def __init__(self, original: ChannelSurgeon, keys: Sequence[str], x_in: Tensor, seeds: Sequence[_Layer]):
-        self.keys, self.x_in = list(keys), x_in
-        self._models: dict[tuple[int, ...], ChannelSurgeon] = {(): original}
-        sizes = [info.neurons for info in seeds]
-        self._layers = {tuple(sizes[:i]): (info, _left_singular(info.x)[0]) for i, info in enumerate(seeds)}
+    def __init__(self, model: nn.Module, data: Any, keys: Sequence[str], *, example: Any = None, samples: int | None = 1024):
+        if not keys:
+            raise UserInputError("neuron elimination: name at least one layer (or 'inputs')")
+        original, self.x = _surgeon(model, data, example, samples)
+        self.keys = _plan_order(original.model, dict.fromkeys(keys, 1))
+        seeds = [_inspect(original, key, self.x) for key in self.keys]  # also checks that every key can be eliminated
+        self.sizes = [info.neurons for info in seeds]
+        self._models: dict[tuple[int, ...], tuple[ChannelSurgeon, float]] = {(): (original, 0.0)}
+        self._layers = {tuple(self.sizes[:i]): (info, *_left_singular(info.x)) for i, info in enumerate(seeds)}
+
+    def rank(self, i: int = 0) -> int:
+        """``rank(X)`` of key ``i`` on the unsimplified model (numpy's ``matrix_rank`` tolerance)."""
+        info, _, singular = self._layers[tuple(self.sizes[:i])]
+        return int((singular > singular.max(initial=0.0) * max(info.x.shape) * np.finfo(np.float64).eps).sum())
 
     def build(self, ps: Sequence[int]) -> nn.Module:
+        """The model with ``ps[i]`` neurons kept for ``keys[i]`` (Algorithm 2 + Eq. 6, key by key)."""
         for i in range(len(self.keys)):
             prefix = tuple(ps[: i + 1])
             if prefix in self._models:
                 continue
-            before = self._models[prefix[:-1]]
+            before, _ = self._models[prefix[:-1]]
             if prefix[:-1] not in self._layers:
-                info = _inspect(before, self.keys[i], self.x_in)
-                self._layers[prefix[:-1]] = (info, _left_singular(info.x)[0])
-            info, u = self._layers[prefix[:-1]]
-            if ps[i] < info.neurons:
+                info = _inspect(before, self.keys[i], self.x)
+                self._layers[prefix[:-1]] = (info, *_left_singular(info.x))
+            info, u, _ = self._layers[prefix[:-1]]
+            residual = 0.0
+            if _check_p(info, ps[i]) < info.neurons:
                 surgeon = ChannelSurgeon(copy.deepcopy(before.model), before.inputs)
-                _apply(surgeon, info, sorted(_pivots(u, ps[i])))
+                residual = _apply(surgeon, info, sorted(_pivots(u, ps[i])))
                 before = surgeon
-            self._models[prefix] = before
-        return self._models[tuple(ps)].model
+            self._models[prefix] = (before, residual)
+        return self._models[tuple(ps)][0].model
+
+    def residual(self, ps: Sequence[int]) -> float:
+        """The Eq. 6 residual of the last key of a built plan (0 when it kept every neuron)."""
+        return self._models[tuple(ps)][1]
 
     def keep_only(self, ps: Sequence[int]) -> None:
         """Forget cached prefixes that are not prefixes of ``ps`` (bounds memory)."""
         prefixes = {tuple(ps[:i]) for i in range(len(ps) + 1)}
         self._models = {k: v for k, v in self._models.items() if k in prefixes}
         self._layers = {k: v for k, v in self._layers.items() if k in prefixes}
-
-
-def elimination_search(model: nn.Module, data: Any, evaluate_fn: Callable[[nn.Module], float],
-                       energy_fn: Callable[[nn.Module], float], *, layers: Sequence[str], threshold: float = 0.01,
-                       steps: int = 25, example: Any = None, samples: int | None = 1024) -> EliminationSearch:
-    """Algorithm 1 over several layers at once, steered by energy: the "After" rows of seed 002.
-
-    Seed 002 simplifies one layer at a time and reports the combined network. This search
-    walks all ``layers`` (layer names and/or ``"inputs"``, see :func:`eliminate_plan`)
-    together, greedily: every round proposes, for each layer with more than one neuron,
-    ``p`` lowered by about ``n / steps``; each proposal is built (Algorithm 2 + Eq. 6, no retraining) and
-    scored by energy saved per distortion added (distortion: relative squared error of
-    the model outputs on the calibration inputs, smooth where accuracy is not). The best
-    proposal is then checked with ``evaluate_fn``: kept if the accuracy drop from the
-    original is at most ``threshold`` (absolute fraction); the first proposal past it ends
-    the search, as in Algorithm 1. Rebuild the result with ``eliminate_plan(model, data,
-    search.plan, samples=...)``.
-    """
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise UserInputError(f"elimination_search: steps must be a positive int (got {steps!r})")
-    if not layers:
-        raise UserInputError("elimination_search: layers must name at least one layer (or 'inputs')")
-    surgeon, x_in = _surgeon(model, data, example, samples)
-    keys = _plan_order(surgeon.model, dict.fromkeys(layers, 1))
-    seeds = [_inspect(surgeon, key, x_in) for key in keys]  # also checks that every key can be eliminated
-    sizes = [info.neurons for info in seeds]
-    builder = _PlanBuilder(surgeon, keys, x_in, seeds)
-    with torch.no_grad():
-        reference = model.eval()(x_in).double()
-    scale = float(reference.square().sum()) or 1.0
-
-    def point(ps: Sequence[int]) -> tuple[SearchPoint, nn.Module]:
-        built = builder.build(ps)
-        with torch.no_grad():
-            distortion = float((built(x_in).double() - reference).square().sum()) / scale
-        return SearchPoint(tuple(zip(keys, ps)), math.nan, float(energy_fn(built)), distortion), built
-
-    accuracy0, energy0 = float(evaluate_fn(model)), float(energy_fn(model))
-    current, now = list(sizes), SearchPoint(tuple(zip(keys, sizes)), accuracy0, energy0, 0.0)
-    accepted: list[SearchPoint] = []
-    while True:
-        proposals = []
-        for i in range(len(keys)):
-            if current[i] <= 1:
-                continue
-            ps = list(current)
-            ps[i] = max(1, ps[i] - max(1, sizes[i] // steps))
-            proposals.append((i, ps, *point(ps)))
-        if not proposals:
-            break
-        i, ps, trial, built = max(proposals, key=lambda c: (now.energy - c[2].energy) / max(c[2].distortion - now.distortion, 1e-12))
-        trial = replace(trial, accuracy=float(evaluate_fn(built)))
-        if trial.accuracy < accuracy0 - threshold:  # as Algorithm 1: stop at the first degradation past the threshold
-            return EliminationSearch(tuple(zip(keys, sizes)), accuracy0, energy0, tuple(accepted), trial)
-        current, now = ps, trial
-        accepted.append(trial)
-        builder.keep_only(current)
-    return EliminationSearch(tuple(zip(keys, sizes)), accuracy0, energy0, tuple(accepted), None)

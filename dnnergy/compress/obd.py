@@ -21,6 +21,10 @@ and the weights with the smallest saliency are removed. Two ways to get ``h_ii``
 
 Units: ``h_ii`` in loss units per squared weight unit; saliency in loss units (nats for
 cross-entropy) for the mean loss over the given samples.
+
+The registered method ``obd`` prunes the lowest-saliency weights along a sparsity
+schedule with fine-tuning after each step (LeCun et al.'s "iterate to step 2"),
+re-computing the saliencies on the current model at every step.
 """
 
 from __future__ import annotations
@@ -33,9 +37,13 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
 from ..errors import UserInputError
-from .masks import Masks, lowest_score_masks, prunable_parameters
+from .context import CompressionContext
+from .contract import Outcome, register_method
+from .schedule import prune_on_schedule, schedule_of
+from .selection import lowest_score_masks, prunable_parameters
+from .transforms import Masks
 
-__all__ = ["hessian_diagonal", "obd_saliency", "obd_prune"]
+__all__ = ["hessian_diagonal", "obd_saliency", "obd_prune", "obd"]
 
 Loss = Callable[[Tensor, Tensor], Tensor]
 Method = Literal["gauss_newton", "exact"]
@@ -165,3 +173,24 @@ def obd_prune(
     masks = masks if masks is not None else Masks(model)
     masks.update(lowest_score_masks(saliency, sparsity, scope))
     return masks
+
+
+@register_method("obd", strength="sparsity")
+def obd(model: nn.Module, context: CompressionContext, *, sparsity: float | tuple[float, ...] = (0.5, 0.75, 0.9),
+        scope: Literal["layer", "global"] = "layer", layers: tuple[str, ...] = (), samples: int = 256,
+        hessian: Method = "gauss_newton") -> Outcome:
+    """LeCun et al. 1989: remove the weights of least saliency 0.5 h_ii w_i^2, fine-tuning after each step.
+
+    ``sparsity`` and ``scope`` as in ``magnitude``; the Hessian diagonal is averaged over
+    the first ``samples`` training images with their labels (``hessian``:
+    ``"gauss_newton"``, exact for ReLU networks, or ``"exact"``, small layers only).
+    """
+    selected = list(layers) or None
+    schedule = schedule_of(sparsity, "obd")
+    x = context.calibration(samples)
+    y = context.data.train.tensors[1][: len(x)]
+
+    def keep(m: nn.Module, s: float):
+        return lowest_score_masks(obd_saliency(m, x, y, layers=selected, method=hessian), s, scope)
+
+    return prune_on_schedule(model, context, schedule, keep, selected)

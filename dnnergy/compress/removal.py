@@ -1,4 +1,4 @@
-"""Physical removal of channels and neurons, and the plain-data record that replays it.
+"""Physical removal of channels and neurons through Torch-Pruning's dependency graph.
 
 Structured methods (filter/channel/neuron pruning, neuron elimination) end here: a set of
 output channels of named layers is removed for real, so the model gets smaller and
@@ -8,21 +8,15 @@ channel ``j`` of the BatchNorm after it, input channel ``j`` of every consumer, 
 matching slices behind ``torch.cat``/``flatten`` and, through a residual ``+`` or a
 depthwise convolution, the same channel of every layer coupled to it.
 
-The result is described by a :class:`StructuredRecord`: the example input shapes and an
-ordered list of :class:`PruneStep` (root module name, removed output indices), like
-Torch-Pruning's ``pruning_history``. A pruned model is saved as that record plus its
-``state_dict`` (:func:`save_pruned`) and rebuilt from the *original architecture*
-(:func:`replay`, :func:`load_pruned`), never by pickling modules, so checkpoints load with
-``torch.load(..., weights_only=True)``.
+Every removal is appended to the model's edit log (:mod:`~dnnergy.compress.edits`), from
+which :func:`dnnergy.load` rebuilds the smaller model out of the original architecture,
+and the model's weight transforms (masks) follow the new shapes.
 """
 
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import torch
@@ -32,117 +26,20 @@ from torch.utils.data import TensorDataset
 
 from ..errors import UserInputError
 from ..workload.tracer import example_inputs
+from .edits import Edit, edit_log
+from .transforms import Transforms
 
 __all__ = [
-    "PruneStep",
-    "StructuredRecord",
     "InputSubsetLinear",
     "Coupled",
     "ChannelGroup",
     "ChannelSurgeon",
     "channel_groups",
     "prune_channels",
-    "replay",
     "calibration_inputs",
-    "save_pruned",
-    "load_pruned",
-    "RECORD_FORMAT",
 ]
 
-#: ``format`` tag of the plain-data record and of checkpoints written by :func:`save_pruned`.
-RECORD_FORMAT = "dnnergy.structured/1"
-
 _MAC_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-@dataclass(frozen=True, slots=True)
-class PruneStep:
-    """Remove output channels ``indices`` (numbered as they are *before* this step) of ``module``.
-
-    With ``inputs=True`` the indices are *input features* of ``module``, a Linear layer
-    that reads the model input (flattened) directly: it becomes an
-    :class:`InputSubsetLinear` that reads only the kept features.
-    """
-
-    module: str
-    indices: tuple[int, ...]
-    inputs: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.module, str) or not self.module:
-            raise ValueError(f"PruneStep: module must be a non-empty module path (got {self.module!r})")
-        indices = tuple(self.indices)
-        if not indices or not all(isinstance(i, int) and i >= 0 for i in indices):
-            raise ValueError(f"PruneStep {self.module!r}: indices must be a non-empty sequence of ints >= 0 (got {self.indices!r})")
-        if len(set(indices)) != len(indices):
-            raise ValueError(f"PruneStep {self.module!r}: indices must be unique (got {self.indices!r})")
-        object.__setattr__(self, "indices", indices)
-
-
-@dataclass(frozen=True, slots=True)
-class StructuredRecord:
-    """How a model was pruned structurally: enough plain data to rebuild it from the original.
-
-    ``input_shapes``/``input_dtypes`` describe the example inputs the dependency graph is
-    traced with (one per forward argument); ``steps`` are applied in order; ``method``
-    and ``info`` say how the channels were chosen (plain numbers and strings only).
-    """
-
-    input_shapes: tuple[tuple[int, ...], ...]
-    steps: tuple[PruneStep, ...] = ()
-    input_dtypes: tuple[str, ...] = ()
-    method: str = "manual"
-    info: tuple[tuple[str, Any], ...] = ()
-
-    def __post_init__(self) -> None:
-        shapes = tuple(tuple(s) for s in self.input_shapes)
-        if not shapes or not all(s and all(isinstance(d, int) and d > 0 for d in s) for s in shapes):
-            raise ValueError(f"StructuredRecord: input_shapes must be non-empty tuples of positive ints (got {self.input_shapes!r})")
-        dtypes = tuple(self.input_dtypes) or ("float32",) * len(shapes)
-        if len(dtypes) != len(shapes) or not all(isinstance(getattr(torch, d, None), torch.dtype) for d in dtypes):
-            raise ValueError(f"StructuredRecord: input_dtypes must name one torch dtype per input (got {self.input_dtypes!r})")
-        if not all(isinstance(s, PruneStep) for s in self.steps):
-            raise ValueError("StructuredRecord: steps must be PruneStep records")
-        object.__setattr__(self, "input_shapes", shapes)
-        object.__setattr__(self, "input_dtypes", dtypes)
-        object.__setattr__(self, "steps", tuple(self.steps))
-        object.__setattr__(self, "info", tuple((str(k), v) for k, v in dict(self.info).items()))
-
-    @property
-    def removed(self) -> dict[str, int]:
-        """Output channels removed per root module (summed over steps)."""
-        out: dict[str, int] = {}
-        for step in self.steps:
-            out[step.module] = out.get(step.module, 0) + len(step.indices)
-        return out
-
-    def example(self) -> tuple[torch.Tensor, ...]:
-        """Zero tensors of the recorded input shapes and dtypes (to trace the dependency graph)."""
-        return tuple(torch.zeros(s, dtype=getattr(torch, d)) for s, d in zip(self.input_shapes, self.input_dtypes))
-
-    def to_dict(self) -> dict:
-        """Plain data (lists, ints, strings) that :meth:`from_dict` reads back."""
-        return {
-            "format": RECORD_FORMAT,
-            "method": self.method,
-            "input_shapes": [list(s) for s in self.input_shapes],
-            "input_dtypes": list(self.input_dtypes),
-            "steps": [{"module": s.module, "indices": list(s.indices), **({"inputs": True} if s.inputs else {})}
-                      for s in self.steps],
-            "info": dict(self.info),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "StructuredRecord":
-        """Inverse of :meth:`to_dict`; a wrong format tag or missing field raises :class:`UserInputError`."""
-        if not isinstance(data, Mapping) or data.get("format") != RECORD_FORMAT:
-            raise UserInputError(f"StructuredRecord: expected a dict with format {RECORD_FORMAT!r} (got {str(data)[:80]})")
-        try:
-            steps = tuple(PruneStep(s["module"], tuple(s["indices"]), bool(s.get("inputs", False))) for s in data["steps"])
-            return cls(tuple(tuple(s) for s in data["input_shapes"]), steps, tuple(data.get("input_dtypes", ())),
-                       data.get("method", "manual"), tuple(dict(data.get("info", {})).items()))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UserInputError(f"StructuredRecord: invalid record ({exc})") from exc
 
 
 class InputSubsetLinear(nn.Linear):
@@ -218,12 +115,12 @@ class ChannelSurgeon:
     """A model and its dependency graph: list channel groups, remove channels in place, keep the record.
 
     ``ChannelSurgeon(model, example)`` works on ``model`` itself (copy it first to keep
-    the original). Example::
+    the original); every removal is appended to the model's edit log. Example::
 
         surgeon = ChannelSurgeon(copy.deepcopy(model), (1, 784))
         for group in surgeon.groups():
             surgeon.remove(group.root, [0])      # drop channel/neuron 0 of every group
-        pruned, record = surgeon.model, surgeon.record("manual")
+        pruned = surgeon.model
     """
 
     def __init__(self, model: nn.Module, example: Any):
@@ -232,7 +129,6 @@ class ChannelSurgeon:
         self.model = model
         self.inputs = example_inputs(example)
         self.graph = _graph(model, self.inputs)
-        self.steps: list[PruneStep] = []
         self._names = {m: n for n, m in model.named_modules()}
 
     def _module(self, name: str) -> nn.Module:
@@ -276,7 +172,7 @@ class ChannelSurgeon:
                 groups.append(group)
         return sorted(groups, key=lambda g: order[g.root])
 
-    def remove(self, root: str, indices: Sequence[int]) -> PruneStep:
+    def remove(self, root: str, indices: Sequence[int]) -> Edit:
         """Physically remove output channels ``indices`` of ``root`` and of every coupled layer (in place)."""
         module = self._module(root)
         pruner = self.graph.get_pruner_of_module(module)
@@ -290,11 +186,9 @@ class ChannelSurgeon:
         if not self.graph.check_pruning_group(group):
             raise UserInputError(f"{root}: removing {len(indices)} channels would empty a coupled layer")
         group.prune(record_history=False)
-        step = PruneStep(root, tuple(indices))
-        self.steps.append(step)
-        return step
+        return self._logged(Edit("remove_channels", root, {"indices": indices}))
 
-    def remove_inputs(self, name: str, indices: Sequence[int]) -> PruneStep:
+    def remove_inputs(self, name: str, indices: Sequence[int]) -> Edit:
         """Physically remove input features ``indices`` of Linear layer ``name`` (in place).
 
         Only for a layer that reads the model input directly (the caller checks): the
@@ -320,14 +214,20 @@ class ChannelSurgeon:
         setattr(self.model.get_submodule(parent), attr, subset)
         self.graph = _graph(self.model, self.inputs)
         self._names = {m: n for n, m in self.model.named_modules()}
-        step = PruneStep(name, tuple(indices), inputs=True)
-        self.steps.append(step)
-        return step
+        return self._logged(Edit("remove_inputs", name, {"indices": indices}))
 
-    def record(self, method: str = "manual", info: Mapping[str, Any] | None = None) -> StructuredRecord:
-        """The :class:`StructuredRecord` of the removals so far."""
-        return StructuredRecord(tuple(tuple(t.shape) for t in self.inputs), tuple(self.steps),
-                                tuple(str(t.dtype).removeprefix("torch.") for t in self.inputs), method, tuple((info or {}).items()))
+    @property
+    def edits(self) -> list[Edit]:
+        """The model's edit log so far (every removal, and any earlier edit of the model)."""
+        log = edit_log(self.model)
+        return list(log.edits) if log else []
+
+    def _logged(self, edit: Edit) -> Edit:
+        edit_log(self.model, tuple(t[:1] for t in self.inputs)).edits.append(edit)
+        transforms = Transforms.of(self.model, create=False)
+        if transforms is not None:
+            transforms.refresh(self.model)
+        return edit
 
 
 def channel_groups(model: nn.Module, example: Any, ignore: Sequence[str] = ()) -> list[ChannelGroup]:
@@ -341,36 +241,21 @@ def channel_groups(model: nn.Module, example: Any, ignore: Sequence[str] = ()) -
     return ChannelSurgeon(model, example).groups(ignore)
 
 
-def prune_channels(model: nn.Module, example: Any, plan: Mapping[str, Sequence[int]], *, method: str = "manual",
-                   info: Mapping[str, Any] | None = None) -> tuple[nn.Module, StructuredRecord]:
+def prune_channels(model: nn.Module, example: Any, plan: Mapping[str, Sequence[int]]) -> nn.Module:
     """Physically remove output channels: ``plan`` maps root layer names to the indices to drop.
 
-    Returns a pruned **copy** (the input model is untouched) and its
-    :class:`StructuredRecord`. Units: indices count channels of Conv layers or neurons
-    (output features) of Linear layers, numbered as in the original model. Example:
-    ``{"0": [1]}`` on ``nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))``
-    leaves ``Linear(4, 2)`` and ``Linear(2, 2)``, whose outputs equal the original's with
-    column 1 of the second weight set to zero.
+    Returns a pruned **copy** (the input model is untouched) whose edit log lists the
+    removals. Units: indices count channels of Conv layers or neurons (output features)
+    of Linear layers, numbered as in the original model. Example: ``{"0": [1]}`` on
+    ``nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))`` leaves ``Linear(4, 2)``
+    and ``Linear(2, 2)``, whose outputs equal the original's with column 1 of the second
+    weight set to zero.
     """
     surgeon = ChannelSurgeon(copy.deepcopy(model), example)
     for root, indices in plan.items():
         if len(indices):
             surgeon.remove(root, indices)
-    return surgeon.model, surgeon.record(method, info)
-
-
-def replay(model: nn.Module, record: StructuredRecord) -> nn.Module:
-    """Apply a record's steps **in place** to a model of the original architecture and return it.
-
-    The weights are whatever ``model`` holds; load the pruned ``state_dict`` afterwards
-    (:func:`load_pruned` does both). Like Torch-Pruning's ``load_pruning_history``.
-    """
-    if not isinstance(record, StructuredRecord):
-        raise UserInputError(f"replay expects a StructuredRecord (got {type(record).__name__})")
-    surgeon = ChannelSurgeon(model, record.example())
-    for step in record.steps:
-        (surgeon.remove_inputs if step.inputs else surgeon.remove)(step.module, step.indices)
-    return model
+    return surgeon.model
 
 
 def calibration_inputs(data: Any, samples: int | None = None) -> torch.Tensor:
@@ -388,39 +273,3 @@ def calibration_inputs(data: Any, samples: int | None = None) -> torch.Tensor:
     if len(x) == 0:
         raise UserInputError("calibration data is empty")
     return x if samples is None else x[:samples]
-
-
-def save_pruned(path: str | os.PathLike, model: nn.Module, record: StructuredRecord) -> None:
-    """Write ``{"format", "record": plain data, "state_dict"}`` to ``path`` atomically (temp file + ``os.replace``)."""
-    payload = {"format": RECORD_FORMAT, "record": record.to_dict(), "state_dict": model.state_dict()}
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def load_pruned(path: str | os.PathLike, model: nn.Module) -> tuple[nn.Module, StructuredRecord]:
-    """Rebuild a pruned model from a fresh original-architecture ``model`` and a :func:`save_pruned` file.
-
-    ``model`` (e.g. ``create_model("lenet300")``) is pruned in place by the record and
-    then loads the saved weights strictly; the file is read with ``weights_only=True``.
-    """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as exc:
-        raise UserInputError(f"{os.fspath(path)}: cannot read a pruned checkpoint ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != RECORD_FORMAT:
-        raise UserInputError(f"{os.fspath(path)}: not a dnnergy structured checkpoint (format {RECORD_FORMAT!r} expected)")
-    record = StructuredRecord.from_dict(payload["record"])
-    replay(model, record)
-    try:
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise UserInputError(f"{os.fspath(path)}: weights do not fit the replayed architecture ({str(exc).splitlines()[0]})") from exc
-    return model, record

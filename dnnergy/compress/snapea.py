@@ -16,7 +16,11 @@ exact and computed on real data with cumulative sums (one row per output positio
 How it reaches the energy estimate: :func:`with_early_termination` sets each layer's
 ``mac_density`` to the fraction of non-zero-operand MACs SnaPEA still executes, so the
 estimator's MAC energy and the RF reads that go with it count only executed MACs, while
-the stored weights (and their DRAM coding) are unchanged.
+the stored weights (and their DRAM coding) are unchanged. The registered method
+``snapea`` leaves that fraction on each layer's module as a ``mac_density`` energy hint
+(:mod:`dnnergy.workload.hints`), so every later trace and estimate of the model prices it.
+NB: the fraction is measured on the calibration images and for the weights the model
+has then; run ``snapea`` last in a chain.
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ from torch import Tensor, nn
 
 from ..errors import UserInputError
 from ..workload import Workload
+from ..workload.hints import HINTS_ATTRIBUTE
+from .context import CompressionContext
+from .contract import Outcome, register_method
 from .reconstruct import input_rows
 from .removal import calibration_inputs
 
-__all__ = ["EarlyTermination", "simulate_early_termination", "early_termination", "with_early_termination"]
+__all__ = ["EarlyTermination", "simulate_early_termination", "early_termination", "with_early_termination", "snapea"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,3 +189,24 @@ def with_early_termination(workload: Workload, stats: Mapping[str, EarlyTerminat
     if missing:
         raise UserInputError(f"with_early_termination: workload {workload.name!r} has no layers {sorted(missing)}")
     return workload.replace_layers({n: {"mac_density": workload[n].mac_density * s.nonzero_fraction} for n, s in stats.items()})
+
+
+@register_method("snapea")
+def snapea(model: nn.Module, context: CompressionContext, *, samples: int = 64) -> Outcome:
+    """Akhlaghi et al. 2018 (SnaPEA, exact mode): stop a ReLU layer's accumulation once its output must be zero.
+
+    Measured on the first ``samples`` training images; each eligible layer (Linear or
+    ungrouped Conv into a ReLU, non-negative inputs) gets the fraction of its non-zero
+    MACs still executed as a ``mac_density`` energy hint. Outputs are exact: accuracy is unchanged.
+    """
+    stats = early_termination(model, context.calibration(samples), samples=None)
+    for name, stat in stats.items():
+        module = model.get_submodule(name)
+        hints = dict(getattr(module, HINTS_ATTRIBUTE, None) or {})
+        hints["mac_density"] = stat.nonzero_fraction
+        object.__setattr__(module, HINTS_ATTRIBUTE, hints)
+    executed = sum(s.executed_nonzero for s in stats.values())
+    total = sum(s.nonzero_macs for s in stats.values())
+    summary = (f"{len(stats)} layer(s) terminate early: {executed / total:.1%} of their non-zero MACs run" if total
+               else "no layer can terminate early")
+    return Outcome(model, summary, (), {"executed_fraction": {n: s.nonzero_fraction for n, s in stats.items()}})

@@ -1,7 +1,7 @@
 """Structured pruning: remove whole filters, channels and neurons, chosen by norm, reconstruction error or energy.
 
-Three ways to choose what goes (each returns a physically smaller model and a
-:class:`~dnnergy.compress.removal.StructuredRecord`):
+Registered as the method ``structured``, which returns a physically smaller model
+(fine-tuned with the context's policy). Three ways to choose what goes:
 
 * ``l1`` / ``l2`` -- the filters with the smallest norm (Li et al., ICLR 2017; He et al.,
   IJCAI 2018); every group loses ``round(ratio * channels)`` channels, scored once on
@@ -13,30 +13,32 @@ Three ways to choose what goes (each returns a physically smaller model and a
 * ``energy`` -- energy saved per accuracy lost: repeatedly try removing ``step`` of
   each group's channels (the lowest-L1 ones), keep the trial with the largest
   ``(energy before - energy after) / max(accuracy lost, tolerance)`` and stop at
-  ``energy_target`` of the original energy or when no trial stays within
-  ``max_drop``. ``energy_fn`` is any ``model -> float`` (modelled energy, MACs,
-  measured latency), in the spirit of energy-aware pruning (Yang et al., CVPR 2017)
+  ``energy_target`` of the original energy or when no trial stays within the
+  context's accuracy budget. The energy is the context's objective (modelled energy,
+  MACs, measured latency), in the spirit of energy-aware pruning (Yang et al., CVPR 2017)
   and NetAdapt (Yang et al., ECCV 2018).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import UserInputError
+from .context import CompressionContext
+from .contract import Outcome, register_method
 from .importance import consumer_columns, norm_importance, reconstruction_importance
 from .reconstruct import input_gram, least_squares
-from .removal import ChannelGroup, ChannelSurgeon, StructuredRecord, calibration_inputs
+from .record import Step
+from .removal import ChannelGroup, ChannelSurgeon
 
-__all__ = ["Criterion", "StructuredConfig", "prune_structured", "lowest_channels"]
+__all__ = ["Criterion", "StructuredConfig", "structured", "lowest_channels"]
 
 
 class Criterion(str, Enum):
@@ -50,15 +52,15 @@ class Criterion(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class StructuredConfig:
-    """Parameters of :func:`prune_structured`.
+    """Parameters of structured pruning (the keyword parameters of the method ``structured``).
 
     ``ratio`` (l1, l2, reconstruction) is the fraction of each group's channels removed;
     ``ignore`` names modules whose groups are never pruned (the output layer never is);
     ``reconstruct`` refits the consumers by least squares (reconstruction only);
     ``samples`` caps the calibration samples used. Energy criterion: ``step`` is the
     fraction of a group removed per trial, ``energy_target`` the stopping energy as a
-    fraction of the original, ``max_drop`` the largest accepted accuracy drop (absolute,
-    0.02 = 2 points) and ``tolerance`` the accuracy loss below which a trial counts as free.
+    fraction of the original and ``tolerance`` the accuracy loss below which a trial
+    counts as free; the accuracy budget is the context's.
     """
 
     criterion: Criterion = Criterion.L1
@@ -68,25 +70,24 @@ class StructuredConfig:
     samples: int = 512
     step: float = 0.125
     energy_target: float = 0.5
-    max_drop: float = 0.02
     tolerance: float = 1e-3
 
     def __post_init__(self) -> None:
         try:
             object.__setattr__(self, "criterion", Criterion(self.criterion))
         except ValueError as exc:
-            raise ValueError(f"StructuredConfig: criterion must be one of {[c.value for c in Criterion]} (got {self.criterion!r})") from exc
+            raise UserInputError(f"StructuredConfig: criterion must be one of {[c.value for c in Criterion]} (got {self.criterion!r})") from exc
         object.__setattr__(self, "ignore", tuple(self.ignore))
-        for name in ("ratio", "energy_target", "max_drop"):
+        for name in ("ratio", "energy_target"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"StructuredConfig: {name} must be in [0, 1] (got {value!r})")
+                raise UserInputError(f"StructuredConfig: {name} must be in [0, 1] (got {value!r})")
         if not isinstance(self.step, (int, float)) or not 0.0 < self.step < 1.0:
-            raise ValueError(f"StructuredConfig: step must be in (0, 1) (got {self.step!r})")
+            raise UserInputError(f"StructuredConfig: step must be in (0, 1) (got {self.step!r})")
         if not isinstance(self.samples, int) or self.samples < 1:
-            raise ValueError(f"StructuredConfig: samples must be a positive int (got {self.samples!r})")
+            raise UserInputError(f"StructuredConfig: samples must be a positive int (got {self.samples!r})")
         if not isinstance(self.tolerance, (int, float)) or not self.tolerance > 0:
-            raise ValueError(f"StructuredConfig: tolerance must be > 0 (got {self.tolerance!r})")
+            raise UserInputError(f"StructuredConfig: tolerance must be > 0 (got {self.tolerance!r})")
 
 
 def lowest_channels(scores: Tensor, count: int) -> list[int]:
@@ -101,15 +102,20 @@ def _count(group: ChannelGroup, ratio: float) -> int:
     return min(round(ratio * group.size), group.size - 1)
 
 
-def _by_norm(surgeon: ChannelSurgeon, config: StructuredConfig) -> None:
+def _by_norm(surgeon: ChannelSurgeon, config: StructuredConfig) -> list[Step]:
     p = 1.0 if config.criterion is Criterion.L1 else 2.0
-    plan = {g.root: lowest_channels(norm_importance(g, p), _count(g, config.ratio)) for g in surgeon.groups(config.ignore)}
-    for root, indices in plan.items():
+    groups = surgeon.groups(config.ignore)
+    plan = {g.root: (lowest_channels(norm_importance(g, p), _count(g, config.ratio)), g.size) for g in groups}
+    steps = []
+    for root, (indices, size) in plan.items():
         if indices:
             surgeon.remove(root, indices)
+            steps.append(Step(len(steps), root, len(indices) / size))
+    return steps
 
 
-def _by_reconstruction(surgeon: ChannelSurgeon, config: StructuredConfig, x: Tensor) -> None:
+def _by_reconstruction(surgeon: ChannelSurgeon, config: StructuredConfig, x: Tensor) -> list[Step]:
+    steps = []
     for root in [g.root for g in surgeon.groups(config.ignore)]:
         group = surgeon.group(root)
         count = _count(group, config.ratio)
@@ -127,17 +133,19 @@ def _by_reconstruction(surgeon: ChannelSurgeon, config: StructuredConfig, x: Ten
                 weight = member.module.weight.detach().reshape(member.module.weight.shape[0], -1)
                 refits[member.name] = least_squares(grams[member.name][0], weight, keep)[:, keep]
         surgeon.remove(root, indices)
+        steps.append(Step(len(steps), root, count / group.size))
         modules = dict(surgeon.model.named_modules())
         with torch.no_grad():
             for name, weight in refits.items():
                 modules[name].weight.copy_(weight.reshape(modules[name].weight.shape))
+    return steps
 
 
-def _by_energy(surgeon: ChannelSurgeon, config: StructuredConfig, energy_fn: Callable[[nn.Module], float],
-               evaluate_fn: Callable[[nn.Module], float]) -> dict[str, float]:
-    base_energy, base_accuracy = float(energy_fn(surgeon.model)), float(evaluate_fn(surgeon.model))
-    energy, accuracy = base_energy, base_accuracy
-    while energy > config.energy_target * base_energy:
+def _by_energy(surgeon: ChannelSurgeon, config: StructuredConfig, context: CompressionContext,
+               energy_fn: Callable[[nn.Module], float]) -> list[Step]:
+    energy, accuracy = float(energy_fn(surgeon.model)), context.evaluate(surgeon.model)
+    target, steps = config.energy_target * energy, []
+    while energy > target:
         best: tuple[float, str, list[int], float, float] | None = None
         for group in surgeon.groups(config.ignore):
             count = max(1, round(config.step * group.size))
@@ -146,8 +154,8 @@ def _by_energy(surgeon: ChannelSurgeon, config: StructuredConfig, energy_fn: Cal
             indices = lowest_channels(norm_importance(group, 1.0), count)
             trial = ChannelSurgeon(copy.deepcopy(surgeon.model), surgeon.inputs)
             trial.remove(group.root, indices)
-            trial_energy, trial_accuracy = float(energy_fn(trial.model)), float(evaluate_fn(trial.model))
-            if base_accuracy - trial_accuracy > config.max_drop or trial_energy >= energy:
+            trial_energy, trial_accuracy = float(energy_fn(trial.model)), context.evaluate(trial.model)
+            if not context.within_budget(trial_accuracy) or trial_energy >= energy:
                 continue
             score = (energy - trial_energy) / max(accuracy - trial_accuracy, config.tolerance)
             if best is None or score > best[0]:
@@ -155,47 +163,46 @@ def _by_energy(surgeon: ChannelSurgeon, config: StructuredConfig, energy_fn: Cal
         if best is None:
             break
         _, root, indices, energy, accuracy = best
+        if not math.isfinite(energy):
+            raise UserInputError(f"structured: the energy objective returned a non-finite value ({energy})")
+        size = surgeon.group(root).size
         surgeon.remove(root, indices)
-    return {"energy_before": base_energy, "energy_after": energy, "accuracy_before": base_accuracy, "accuracy_after": accuracy}
+        steps.append(Step(len(steps), root, len(indices) / size, accuracy))
+    return steps
 
 
-def prune_structured(model: nn.Module, example: Any, config: StructuredConfig | None = None, *, data: Any = None,
-                     energy_fn: Callable[[nn.Module], float] | None = None,
-                     evaluate_fn: Callable[[nn.Module], float] | None = None, **overrides) -> tuple[nn.Module, StructuredRecord]:
-    """Remove whole channels/filters/neurons of ``model`` and return a smaller copy and its record.
+@register_method("structured", strength="ratio")
+def structured(model: nn.Module, context: CompressionContext, *, criterion: str | None = None, ratio: float | None = None,
+               ignore: tuple[str, ...] = (), reconstruct: bool = False, samples: int = 512, step: float = 0.125,
+               energy_target: float = 0.5, tolerance: float = 1e-3) -> Outcome:
+    """Remove whole channels, filters and neurons (physically), chosen by norm, reconstruction error or energy.
 
-    ``example`` is an input tensor or shape (for the dependency graph); ``config`` (or
-    keyword overrides of :class:`StructuredConfig` fields) picks the criterion. ``data``
-    (input tensor, ``(inputs, labels)``, TensorDataset or Dataset) is the calibration set
-    of the ``reconstruction`` criterion; ``energy_fn`` (``model -> float``, any unit) and
-    ``evaluate_fn`` (``model -> accuracy`` in [0, 1]) drive the ``energy`` criterion.
-    Residual, concat, flatten and depthwise couplings are handled by Torch-Pruning's
-    dependency graph. Units: channels (Conv) or neurons (Linear). Example:
-    ``prune_structured(lenet300, (1, 784), ratio=0.5)`` leaves fc1 with 150 and fc2 with
-    50 outputs (fc3, the output layer, keeps 10), i.e. 784*150 + 150*50 + 50*10 = 125,600
-    weights instead of 266,200.
+    ``criterion``: ``"l1"``/``"l2"`` (smallest filters, Li et al. 2017), ``"reconstruction"``
+    (ThiNet; ``reconstruct`` refits the next layers by least squares on ``samples``
+    training images) or ``"energy"`` (greedy: the removal of ``step`` of a group with the
+    most energy saved per accuracy lost, within the budget, until ``energy_target`` of the
+    original energy). Default: ``"l1"`` when a ``ratio`` (fraction of each group's
+    channels removed) is given, else ``"energy"``. ``ignore``: modules never pruned.
+    Residual, concat, flatten and depthwise couplings come from Torch-Pruning's dependency
+    graph. The model is fine-tuned afterwards with the context's policy.
     """
-    config = config or StructuredConfig()
-    if not isinstance(config, StructuredConfig):
-        raise UserInputError(f"prune_structured: config must be a StructuredConfig (got {type(config).__name__})")
-    try:
-        config = dataclasses.replace(config, **overrides)
-    except (TypeError, ValueError) as exc:
-        raise UserInputError(f"prune_structured: {exc}") from exc
-    surgeon = ChannelSurgeon(copy.deepcopy(model), example)
-    info: dict[str, Any] = {"criterion": config.criterion.value}
+    chosen = criterion or (Criterion.L1 if ratio is not None else Criterion.ENERGY)
+    config = StructuredConfig(chosen, 0.5 if ratio is None else ratio, tuple(ignore), reconstruct, samples, step,
+                              energy_target, tolerance)
+    surgeon = ChannelSurgeon(model, context.examples[:1])
+    first = len(surgeon.edits)
     if config.criterion in (Criterion.L1, Criterion.L2):
-        info["ratio"] = config.ratio
-        _by_norm(surgeon, config)
+        steps = _by_norm(surgeon, config)
     elif config.criterion is Criterion.RECONSTRUCTION:
-        if data is None:
-            raise UserInputError("prune_structured: criterion 'reconstruction' needs calibration data (data=...)")
-        info.update(ratio=config.ratio, reconstruct=config.reconstruct)
-        _by_reconstruction(surgeon, config, calibration_inputs(data, config.samples))
+        steps = _by_reconstruction(surgeon, config, context.calibration(config.samples))
     else:
-        if energy_fn is None or evaluate_fn is None:
-            raise UserInputError("prune_structured: criterion 'energy' needs energy_fn (model -> float) and evaluate_fn (model -> accuracy)")
-        info.update(_by_energy(surgeon, config, energy_fn, evaluate_fn))
-    if not all(math.isfinite(v) for v in info.values() if isinstance(v, float)):
-        raise UserInputError(f"prune_structured: energy_fn/evaluate_fn returned a non-finite value ({info})")
-    return surgeon.model, surgeon.record(f"structured.{config.criterion.value}", info)
+        context.require("max_accuracy_drop", "structured (criterion 'energy')")
+        steps = _by_energy(surgeon, config, context, context.require("energy", "structured (criterion 'energy')"))
+    tuned = context.fine_tune(surgeon.model)
+    removed: dict[str, int] = {}
+    for edit in surgeon.edits[first:]:
+        removed[edit.module] = removed.get(edit.module, 0) + len(edit.data["indices"])
+    what = f"ratio {config.ratio:g}" if config.criterion is not Criterion.ENERGY else "energy"
+    summary = f"criterion {config.criterion.value} ({what}): {sum(removed.values())} channels removed in {len(removed)} group(s)"
+    return Outcome(surgeon.model, summary + (", fine-tuned" if tuned else ""), steps,
+                   {"criterion": config.criterion.value, "removed": removed})

@@ -1,6 +1,27 @@
-"""Trade-off sweeps of compression strength and Pareto fronts (energy vs accuracy and friends)."""
+"""Searches and sweeps over compressed models: trade-off curves, Pareto fronts, budget searches, neuron-elimination plans.
 
+Everything here produces or reads :class:`~dnnergy.metrics.Point` records, and runs
+registered methods by name on a :class:`~dnnergy.compress.CompressionContext`.
+"""
+
+from ..metrics import Point
+from .elimination import Search, elimination_search, elimination_sweep
 from .pareto import dominates, pareto_front
-from .tradeoff import LocalExecutor, TradeoffPoint, best_layer, layer_curves, measure, tradeoff
+from .strongest import Strongest, largest_within, strongest
+from .tradeoff import LocalExecutor, best_layer, layer_curves, tradeoff
 
-__all__ = ["TradeoffPoint", "LocalExecutor", "measure", "tradeoff", "layer_curves", "best_layer", "pareto_front", "dominates"]
+__all__ = [
+    "Point",
+    "tradeoff",
+    "layer_curves",
+    "best_layer",
+    "LocalExecutor",
+    "pareto_front",
+    "dominates",
+    "strongest",
+    "largest_within",
+    "Strongest",
+    "elimination_sweep",
+    "elimination_search",
+    "Search",
+]

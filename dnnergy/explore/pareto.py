@@ -43,7 +43,7 @@ def pareto_front(
 ) -> list[P]:
     """The points no other point dominates, in their input order.
 
-    Points are objects with the named attributes (e.g. :class:`TradeoffPoint`) or
+    Points are objects with the named attributes (e.g. :class:`~dnnergy.metrics.Point`) or
     mappings. Equal points do not dominate each other, so duplicates on the front are
     all kept. Example: energies/accuracies (1, 0.8), (2, 0.9), (3, 0.85) give the first two.
     """

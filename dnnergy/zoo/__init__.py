@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ._registry import ModelInfo, create_model, list_models, model_info, register_model
+from ._registry import ARCHITECTURE_ATTRIBUTE, ModelInfo, create_model, list_models, model_info, register_model
 
-__all__ = ["ModelInfo", "register_model", "list_models", "create_model", "model_info"]
+__all__ = ["ARCHITECTURE_ATTRIBUTE", "ModelInfo", "register_model", "list_models", "create_model", "model_info"]
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):

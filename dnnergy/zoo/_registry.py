@@ -21,7 +21,10 @@ from torch import nn
 from ..errors import UserInputError
 from ..registry import Registry
 
-__all__ = ["ModelInfo", "register_model", "list_models", "create_model", "model_info"]
+#: Name of the model attribute recording how to rebuild the model (read when a compressed model is saved).
+ARCHITECTURE_ATTRIBUTE = "dnnergy_architecture"
+
+__all__ = ["ARCHITECTURE_ATTRIBUTE", "ModelInfo", "register_model", "list_models", "create_model", "model_info"]
 
 Factory = TypeVar("Factory", bound=Callable[..., nn.Module])
 
@@ -125,7 +128,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         options = ", ".join(signature.parameters) or "none"
         raise UserInputError(f"model {name!r}: {exc} (its options: {options})") from None
     model = factory(**kwargs)
-    model.dnnergy_architecture = {"zoo": name, "kwargs": dict(kwargs)}
+    setattr(model, ARCHITECTURE_ATTRIBUTE, {"zoo": name, "kwargs": dict(kwargs)})
     return model
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
+import textwrap
+
 import pytest
 import torch
 from torch import nn
 
 import dnnergy
-from dnnergy.compress.activation import ActivationPoint, ActivationPruning, activation_pruning_sweep, prune_activations
+from dnnergy.compress import CompressionContext, get_method
+from dnnergy.compress.activation import ActivationPruning, prune_activations
+from dnnergy.compress.edits import Edit, edit_log
+from dnnergy.data import synthetic
+from dnnergy.explore import tradeoff
 from dnnergy.compress.snapea import EarlyTermination, early_termination, simulate_early_termination, with_early_termination
 from dnnergy.errors import UserInputError
 
@@ -51,6 +59,24 @@ def test_prune_activations_errors():
         prune_activations(nn.Linear(2, 2), 0.1)
 
 
+def test_prune_activations_logs_its_replacements_and_reloads(tmp_path, monkeypatch):
+    model = mlp()
+    pruned = prune_activations(model, {"3": 0.25})
+    assert edit_log(pruned).edits == [Edit("replace_module", "3", {"kind": "activation_pruning", "kwargs": {"threshold": 0.25}})]
+    assert edit_log(model) is None  # the input model is untouched
+    (tmp_path / "activation_models.py").write_text("import torch\nfrom torch import nn\n\n\n" + textwrap.dedent(inspect.getsource(mlp)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        dnnergy.save(tmp_path / "pruned.dnnergy", pruned, architecture="activation_models:mlp")
+        loaded = dnnergy.load(tmp_path / "pruned.dnnergy").model
+    finally:
+        sys.modules.pop("activation_models", None)
+    assert isinstance(loaded[3], ActivationPruning) and loaded[3].threshold == 0.25 and isinstance(loaded[1], nn.ReLU)
+    x = torch.rand(32, 6, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), pruned(x), rtol=0, atol=0)
+
+
 def test_sweep_energy_falls_with_threshold():
     model = mlp()
     x = torch.rand(64, 6, generator=torch.Generator().manual_seed(2))
@@ -58,14 +84,63 @@ def test_sweep_energy_falls_with_threshold():
     def nonzero_macs(m):  # the estimator's gated MACs: macs * w_density * i_density, measured on x
         return float(sum(layer.nonzero_macs for layer in dnnergy.trace(m, x, measure=True).mac_layers()))
 
-    points = activation_pruning_sweep(model, [0.0, 0.2, 0.5], lambda m: 1.0, nonzero_macs)
-    assert [p.threshold for p in points] == [0.0, 0.2, 0.5]
-    assert points[0].energy == pytest.approx(nonzero_macs(model))
+    context = CompressionContext(synthetic(n=60, shape=(6,), classes=3), energy=nonzero_macs, fine_tuning=None, example=x)
+    points = tradeoff(model, context, "activation", [0.0, 0.2, 0.5], latency=False)
+    assert [p.strength for p in points] == [0.0, 0.2, 0.5] and {p.label for p in points} == {"activation"}
+    assert points[0].energy == pytest.approx(nonzero_macs(model))  # threshold 0 is the ReLU itself
+    assert [p.energy for p in points] == pytest.approx([nonzero_macs(prune_activations(model, t)) for t in (0.0, 0.2, 0.5)])
     assert points[0].energy >= points[1].energy >= points[2].energy
-    with pytest.raises(ValueError, match="ActivationPoint: accuracy must be in"):
-        ActivationPoint(0.1, 2.0, 1.0)
-    with pytest.raises(ValueError, match="ActivationPoint: threshold must be >= 0"):
-        ActivationPoint(-1.0, 0.5, 1.0)
+    assert points[0].energy > points[2].energy
+
+
+#: validation accuracy scripted by the threshold of the model's pruning ReLUs (None: plain ReLUs)
+SCRIPT = {None: 0.9, 0.05: 0.9, 0.1: 0.88, 0.2: 0.85, 0.3: 0.7, 0.5: 0.6}
+
+
+@pytest.fixture()
+def scripted(monkeypatch):
+    """Methods see SCRIPT's accuracy for the threshold of the model's ActivationPruning modules."""
+    tried = []
+
+    def evaluate(self, model, split="val"):
+        thresholds = {m.threshold for m in model.modules() if isinstance(m, ActivationPruning)}
+        assert len(thresholds) <= 1
+        tried.append(next(iter(thresholds), None))
+        return SCRIPT[tried[-1]]
+
+    monkeypatch.setattr(CompressionContext, "evaluate", evaluate)
+    return tried
+
+
+def test_activation_method_keeps_the_largest_threshold_within_the_budget(scripted):
+    model = mlp()
+    context = CompressionContext(synthetic(n=60, shape=(6,), classes=3), max_accuracy_drop=0.06, fine_tuning=None,
+                                 reference_accuracy=0.9)
+    # floor 0.84: 0.05 (0.90), 0.1 (0.88), 0.2 (0.85) are within; 0.3 (0.70) is not and ends the walk
+    result = get_method("activation")(model, context)
+    assert scripted == [0.05, 0.1, 0.2, 0.3]
+    assert [(s.strength, s.accuracy, s.accepted) for s in result.record.steps] == [
+        (0.05, 0.9, True), (0.1, 0.88, True), (0.2, 0.85, True), (0.3, 0.7, False)]
+    assert [m.threshold for m in result.model.modules() if isinstance(m, ActivationPruning)] == [0.2, 0.2]
+    assert result.record.info == {"threshold": 0.2}
+    x = torch.rand(16, 6, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(x), prune_activations(model, 0.2)(x))
+    assert isinstance(model[1], nn.ReLU)  # the input model is untouched
+
+
+def test_activation_method_without_a_threshold_in_budget_leaves_the_model(scripted):
+    model = mlp()
+    context = CompressionContext(synthetic(n=60, shape=(6,), classes=3), max_accuracy_drop=0.01, fine_tuning=None,
+                                 reference_accuracy=0.95)
+    result = get_method("activation")(model, context, threshold=(0.1, 0.2))  # 0.88 < 0.94 already
+    assert [(s.strength, s.accepted) for s in result.record.steps] == [(0.1, False)]
+    assert not any(isinstance(m, ActivationPruning) for m in result.model.modules())
+    assert result.record.summary == "no threshold within the accuracy budget"
+    single = get_method("activation")(model, context.replace(max_accuracy_drop=None), threshold=0.5)  # one value, no budget
+    assert [m.threshold for m in single.model.modules() if isinstance(m, ActivationPruning)] == [0.5, 0.5]
+    with pytest.raises(UserInputError, match="increasing schedule"):
+        get_method("activation")(model, context, threshold=(0.3, 0.1))
 
 
 # -- SnaPEA exact mode --------------------------------------------------------------------------

@@ -8,8 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from dnnergy.compress.balanced import balanced_keep, balanced_masks, simd_keep, simd_masks
-from dnnergy.compress.masks import Masks
+from dnnergy.compress import CompressionContext, Masks, get_method
+from dnnergy.compress.balanced import (
+    balanced_keep,
+    balanced_masks,
+    simd_keep,
+    simd_masks,
+)
+from dnnergy.data import synthetic
 from dnnergy.errors import UserInputError
 
 
@@ -72,3 +78,38 @@ def test_invalid_arguments():
         simd_keep(torch.ones(2, 2), 1.5, 2)
     with pytest.raises(UserInputError, match="width must be a positive int"):
         simd_keep(torch.ones(2, 2), 0.5, 0)
+
+
+# -- the registered methods -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def toy6():
+    return synthetic(n=60, shape=(6,), classes=3, seed=0, noise=0.25)
+
+
+def _six_four_three():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+
+
+def test_balanced_method_balances_divisible_layers_and_leaves_the_rest_dense(toy6):
+    context = CompressionContext(toy6, fine_tuning=None, max_accuracy_drop=None)
+    result = get_method("balanced")(_six_four_three(), context, sparsity=0.5, blocks=2)
+    model = result.model
+    # 4 rows over 2 PEs: each PE's 2 x 6 = 12 weights keep 12 - round(0.5 * 12) = 6
+    assert int((model[0].weight[:2] != 0).sum()) == int((model[0].weight[2:] != 0).sum()) == 6
+    assert int((model[2].weight == 0).sum()) == 0  # 3 rows: 2 PEs cannot share them, left dense
+    assert result.record.info["dense"] == ["2.weight"] and "2.weight left dense" in result.record.summary
+    assert list(Masks(model)) == ["0.weight"]
+    with pytest.raises(UserInputError, match="2.weight: blocks must be a positive int dividing the 3 rows"):
+        get_method("balanced")(_six_four_three(), context, sparsity=0.5, blocks=2, layers=("2",))
+
+
+def test_simd_method_prunes_whole_groups(toy6):
+    context = CompressionContext(toy6, fine_tuning=None, max_accuracy_drop=None)
+    model = get_method("simd")(_six_four_three(), context, sparsity=0.5, width=2).model
+    for name in ("0.weight", "2.weight"):  # groups [0,2), [2,4), ... of every row are all kept or all pruned
+        weight = dict(model.named_parameters())[name]
+        groups = (weight != 0).reshape(weight.shape[0], -1, 2)
+        assert bool((groups.all(dim=2) | ~groups.any(dim=2)).all()), name
+    # 0.weight: 4 rows x 3 groups = 12, round(0.5 * 12) = 6 pruned; 2.weight: 3 x 2 = 6, 3 pruned
+    assert int((model[0].weight == 0).sum()) == 6 * 2 and int((model[2].weight == 0).sum()) == 3 * 2

@@ -1,35 +1,36 @@
 """Energy-aware pruning (Yang et al. CVPR 2017) on a small MLP trained on scikit-learn digits."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 from torch import nn
 
 import dnnergy
-from dnnergy.compress.eap import EAPConfig, energy_aware_prune, layer_energies, select_by_output_error
-from dnnergy.compress.objectives import energy_objective
+from dnnergy.compress import CompressionContext, get_method
+from dnnergy.compress.eap import EAPConfig, layer_energies, select_by_output_error
+from dnnergy.data import load_dataset, synthetic
 from dnnergy.errors import UserInputError
+from dnnergy.metrics import energy_objective
+from dnnergy.train import FINE_TUNE
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def trained():
-    digits = load_digits()
-    x = torch.tensor(digits.data / 16.0, dtype=torch.float32).reshape(-1, 1, 8, 8)
-    y = torch.tensor(digits.target)
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    train, val = perm[:1200], perm[1200:]
+    data = load_dataset("digits")  # 1,257 train / 180 val / 360 test images, 1 x 8 x 8
+    xt, yt = data.train.tensors
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):  # full-batch Adam: about a second
         opt.zero_grad()
-        F.cross_entropy(model(x[train]), y[train]).backward()
+        F.cross_entropy(model(xt), yt).backward()
         opt.step()
-    return model, x[train], y[train], x[val], y[val]
+    return model.eval(), data
 
 
 def _accuracy(model, x, y):
@@ -38,7 +39,8 @@ def _accuracy(model, x, y):
 
 
 def test_output_error_selection_beats_magnitude_on_the_same_layer(trained):
-    model, xt, _, _, _ = trained
+    model, data = trained
+    xt = data.train.tensors[0]
     with torch.no_grad():
         hidden = torch.relu(model[1](model[0](xt))).double().numpy()  # input rows X of layer "3"
     w = model[3].weight.detach().double().numpy()
@@ -95,23 +97,16 @@ def test_layer_order_from_layerwise_and_plain_objectives(trained):
 
 
 def test_energy_aware_prune_end_to_end(trained):
-    model, xt, yt, xv, yv = trained
+    model, data = trained
+    xv, yv = data.val.tensors
     original = [p.detach().clone() for p in model.parameters()]
     energy = energy_objective(xv[:2], "eyeriss", "row_stationary")
     drop = 0.03
-
-    def fine_tune(m, masks):
-        opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-        for _ in range(20):
-            opt.zero_grad()
-            F.cross_entropy(m(xt), yt).backward()
-            opt.step()
-        masks.apply()
-
-    config = EAPConfig(accuracy_drop=drop, step=0.25, rounds=2, max_iterations=2)
-    pruned, record = energy_aware_prune(model, evaluate=lambda m: _accuracy(m, xv, yv), calibration=xt, energy_fn=energy,
-                                        fine_tune=fine_tune, config=config)
-    assert all(torch.equal(a, b) for a, b in zip(original, model.parameters()))
+    context = CompressionContext(data, energy=energy, max_accuracy_drop=drop,
+                                 fine_tuning=dataclasses.replace(FINE_TUNE, epochs=1))
+    result = get_method("eap")(model, context, step=0.25, rounds=2, max_iterations=2)
+    pruned, record = result.model, result.record
+    assert all(torch.equal(a, b) for a, b in zip(original, model.parameters()))  # the input model is untouched
 
     # order: per-layer energies estimated independently with trace + estimate, highest first
     workload = dnnergy.trace(model, xv[:2], measure=True)
@@ -121,25 +116,36 @@ def test_energy_aware_prune_end_to_end(trained):
     by_module = {}
     for layer in workload.layers:
         by_module[layer.module] = by_module.get(layer.module, 0.0) + per_layer.get(layer.name, 0.0)
-    assert record.order[0] == tuple(sorted(["1", "3", "5"], key=lambda n: -by_module[n]))
+    assert record.info["order"][0] == sorted(["1", "3", "5"], key=lambda n: -by_module[n])
 
-    acc0, acc1 = _accuracy(model, xv, yv), _accuracy(pruned, xv, yv)
-    assert record.accuracy_before == acc0 and record.accuracy_after == acc1
+    acc0, acc1 = _accuracy(model, xv, yv), _accuracy(pruned, xv, yv)  # validation: where the budget applies
+    assert record.before.val_accuracy == pytest.approx(acc0) and record.after.val_accuracy == pytest.approx(acc1)
     assert acc1 >= acc0 - drop  # accuracy kept within the threshold
-    assert record.energy_before == pytest.approx(energy(model)) and record.energy_after == pytest.approx(energy(pruned))
-    assert record.energy_after < record.energy_before and record.energy_unit == "MAC-normalized"
+    assert record.before.energy == pytest.approx(energy(model)) and record.after.energy == pytest.approx(energy(pruned))
+    assert record.after.energy < record.before.energy and record.after.energy_unit == "MAC-normalized"
     counted = {f"{n}.weight": float((pruned.get_submodule(n).weight == 0).float().mean()) for n in ("1", "3", "5")}
-    assert record.layer_sparsity() == pytest.approx(counted)
-    assert record.sparsity > 0.3
+    assert record.info["layers"] == pytest.approx(counted)
+    zeros = sum(int((pruned.get_submodule(n).weight == 0).sum()) for n in ("1", "3", "5"))
+    assert zeros / (64 * 32 + 32 * 16 + 16 * 10) > 0.3
+    assert record.after.nonzero_weights == 64 * 32 + 32 * 16 + 16 * 10 - zeros
     assert {s.layer for s in record.steps if s.layer} == {"1", "3", "5"}
     assert all(s.accuracy >= acc0 - drop for s in record.steps if s.accepted and s.layer)
-    assert record.to_dict()["method"] == "energy_aware"
+    assert any(s.fine_tuned and s.layer == "" for s in record.steps)  # one fine-tune step per iteration
+    assert record.to_dict()["method"] == "eap"
+
+
+def test_eap_needs_an_energy_objective_and_a_budget(trained):
+    model, data = trained
+    with pytest.raises(UserInputError, match="eap needs an energy objective"):
+        get_method("eap")(model, CompressionContext(data, fine_tuning=None))
+    with pytest.raises(UserInputError, match="eap needs an accuracy budget"):
+        get_method("eap")(model, CompressionContext(data, energy=lambda m: 1.0, max_accuracy_drop=None, fine_tuning=None))
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"accuracy_drop": 1.5}, "accuracy_drop"),
+        ({"max_sparsity": 1.5}, "max_sparsity"),
         ({"step": 0.0}, "step"),
         ({"rounds": 0}, "rounds"),
         ({"layer_drop": -0.1}, "layer_drop"),
@@ -151,9 +157,18 @@ def test_eap_config_invalid(kwargs, match):
         EAPConfig(**kwargs)
 
 
+def test_accuracy_budget_is_a_fraction_of_the_context():
+    # the target accuracy moved from EAPConfig.accuracy_drop to the context's budget
+    with pytest.raises(UserInputError, match=r"max_accuracy_drop must be a fraction in \[0, 1\]"):
+        CompressionContext(synthetic(n=40), max_accuracy_drop=1.5)
+
+
 def test_eap_config_valid_defaults():
     config = EAPConfig()
-    assert (config.accuracy_drop, config.step, config.max_sparsity) == (0.01, 0.2, 0.99)
+    assert (config.step, config.max_sparsity, config.layer_drop) == (0.2, 0.99, None)
+    assert CompressionContext(synthetic(n=40)).max_accuracy_drop == 0.01  # one point of validation accuracy
+    params = {p.name: p.default for p in get_method("eap").params}
+    assert (params["step"], params["max_sparsity"], params["layer_drop"]) == (0.2, 0.99, None)
 
 
 def test_removal_costs_equal_the_direct_obs_formula_for_every_row_pattern():
@@ -181,9 +196,11 @@ def test_steps_remove_a_fraction_of_the_remaining_weights_up_to_the_cap():
     # zeros 32, 48, 56, then 57 (the cap), i.e. sparsities 1 - 0.5^k until the cap
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 8))
-    x = torch.randn(64, 8)
-    config = EAPConfig(accuracy_drop=1.0, step=0.5, max_sparsity=0.9, rounds=1, max_iterations=1)
-    pruned, record = energy_aware_prune(model, evaluate=lambda m: 1.0, calibration=x,
-                                        energy_fn=lambda m: float((m[0].weight != 0).sum()), config=config)
-    assert [round(s.sparsity * 64) for s in record.steps if s.layer] == [32, 48, 56, 57]
-    assert int((pruned[0].weight == 0).sum()) == 57
+    data = synthetic(n=100, shape=(8,), classes=8)  # 70 training images calibrate
+    # a budget of the whole accuracy accepts every step (the old test's constant accuracy)
+    context = CompressionContext(data, energy=lambda m: float((m[0].weight != 0).sum()), max_accuracy_drop=1.0,
+                                 fine_tuning=None)
+    result = get_method("eap")(model, context, step=0.5, max_sparsity=0.9, rounds=1, max_iterations=1, calibration=64)
+    assert [round(s.strength * 64) for s in result.record.steps if s.layer] == [32, 48, 56, 57]
+    assert all(s.accepted for s in result.record.steps)
+    assert int((result.model[0].weight == 0).sum()) == 57

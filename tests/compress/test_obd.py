@@ -1,11 +1,13 @@
-"""Optimal Brain Damage: the Hessian diagonal against a brute-force torch.autograd.functional.hessian."""
+"""Optimal Brain Damage: the Hessian diagonal against a brute-force torch.autograd.functional.hessian, and the method ``obd``."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnnergy.compress import CompressionContext, Masks, get_method, lowest_score_masks
 from dnnergy.compress.obd import hessian_diagonal, obd_prune, obd_saliency
+from dnnergy.data import synthetic
 from dnnergy.errors import UserInputError
 
 torch.set_num_threads(1)
@@ -85,3 +87,25 @@ def test_invalid_arguments(kwargs, match):
     n = kwargs.pop("n", 20)
     with pytest.raises(UserInputError, match=match):
         hessian_diagonal(_tiny(nn.ReLU()), x[:n], y[:n] if n else y[:3], **kwargs)
+
+
+# -- the registered method ----------------------------------------------------------------
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_obd_method_prunes_what_the_primitives_choose(scope):
+    data = synthetic(n=60, shape=(4,), classes=3, seed=0, noise=0.25)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))
+    original = {name: p.detach().clone() for name, p in model.named_parameters()}
+    # by hand: saliency on the first 32 training images and their labels, lowest half dropped
+    x, y = data.train.tensors[0][:32], data.train.tensors[1][:32]
+    expected = lowest_score_masks(obd_saliency(model, x, y), 0.5, scope)
+    context = CompressionContext(data, fine_tuning=None, max_accuracy_drop=None)
+    result = get_method("obd")(model, context, sparsity=0.5, scope=scope, samples=32)
+    masks = Masks(result.model)
+    assert set(masks) == set(expected) == {"0.weight", "2.weight"}
+    for name, keep in expected.items():
+        assert torch.equal(masks[name], keep), name
+        assert torch.equal(dict(result.model.named_parameters())[name].detach(), original[name] * keep), name
+    # layer: round(0.5 * 20) + round(0.5 * 15) = 10 + 8 = 18 pruned; global: round(0.5 * 35) = 18
+    assert sum(int((~keep).sum()) for keep in masks.values()) == 18
+    assert [(s.strength, s.fine_tuned) for s in result.record.steps] == [(pytest.approx(18 / 35), False)]

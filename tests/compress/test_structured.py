@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import dnnergy
+from dnnergy.compress import CompressionContext, EditLog, get_method, replay
+from dnnergy.compress.edits import Edit, edit_log
 from dnnergy.compress.importance import contribution_gram, greedy_removal_order, norm_importance
 from dnnergy.compress.reconstruct import input_gram
-from dnnergy.compress.removal import (
-    ChannelSurgeon,
-    PruneStep,
-    StructuredRecord,
-    channel_groups,
-    load_pruned,
-    prune_channels,
-    replay,
-    save_pruned,
-)
-from dnnergy.compress.structured import StructuredConfig, lowest_channels, prune_structured
+from dnnergy.compress.removal import ChannelSurgeon, channel_groups, prune_channels
+from dnnergy.compress.structured import StructuredConfig, lowest_channels
+from dnnergy.data import synthetic
 from dnnergy.errors import UserInputError
+from dnnergy.io import read_container
+from dnnergy.train import FINE_TUNE
 
 
 def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -118,48 +119,96 @@ CASES = {
     "depthwise": (lambda: _make(DepthwiseNet), (2, 3, 5, 5), {"expand": [0, 3]}, _masked_dw),
 }
 
+#: architecture factory (in the temporary module ``structured_models``) of each case's model
+FACTORIES = {"mlp": "mlp", "cnn_bn": "CNN", "residual": "ResNet", "depthwise": "DepthwiseNet"}
+
+
+@pytest.fixture()
+def models_module(tmp_path, monkeypatch):
+    """This file's model definitions as an importable module, so ``dnnergy.load`` can rebuild them."""
+    source = "import torch\nfrom torch import nn\n\n\n" + "\n\n".join(
+        textwrap.dedent(inspect.getsource(obj)) for obj in (mlp, CNN, ResNet, DepthwiseNet))
+    (tmp_path / "structured_models.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "structured_models"
+    sys.modules.pop("structured_models", None)
+
+
+def _context(shape, classes=3, n=60, **fields) -> CompressionContext:
+    """A context on a small synthetic task with inputs of ``shape``; no fine-tuning unless asked."""
+    return CompressionContext(synthetic(n=n, shape=shape, classes=classes), **{"fine_tuning": None, **fields})
+
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_physically_pruned_equals_masked(case):
     build, shape, plan, mask = CASES[case]
     model = build()
     x = torch.randn(shape, generator=torch.Generator().manual_seed(3))
-    pruned, record = prune_channels(model, x[:1], plan)
+    pruned = prune_channels(model, x[:1], plan)
     masked = copy.deepcopy(model)
     mask(masked)
     with torch.no_grad():
         torch.testing.assert_close(pruned(x), masked(x), rtol=1e-5, atol=1e-5)
     removed = sum(len(v) for v in plan.values())
-    assert record.removed == {k: len(v) for k, v in plan.items()}
+    assert edit_log(pruned).removed == {k: len(v) for k, v in plan.items()}
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
     assert removed > 0
+    assert edit_log(model) is None  # the input model is untouched
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_pruned_model_saves_and_reloads_from_record(case, tmp_path):
+def test_pruned_model_saves_and_reloads_from_record(case, tmp_path, models_module):
     build, shape, plan, _ = CASES[case]
     model = build()
     x = torch.randn(shape, generator=torch.Generator().manual_seed(4))
-    pruned, record = prune_channels(model, x[:1], plan)
-    path = tmp_path / "pruned.pt"
-    save_pruned(path, pruned, record)
-    payload = torch.load(path, weights_only=True)  # plain data + tensors only
-    assert payload["record"]["steps"][0]["module"] == next(iter(plan))
-    fresh = build()  # the original architecture, fresh weights
+    pruned = prune_channels(model, x[:1], plan)
+    with torch.no_grad():  # weights no fresh model has: only the saved state can reproduce them
+        for p in pruned.parameters():
+            p.add_(0.1)
+    path = tmp_path / "pruned.dnnergy"
+    dnnergy.save(path, pruned, architecture=f"{models_module}:{FACTORIES[case]}")
+    header = read_container(path).header  # plain data + tensors only
+    assert header["edits"]["edits"][0]["module"] == next(iter(plan))
+    assert header["architecture"] == {"factory": f"{models_module}:{FACTORIES[case]}", "kwargs": {}}
+    loaded = dnnergy.load(path)
+    assert edit_log(loaded.model).to_dict() == edit_log(pruned).to_dict()
+    assert loaded.input_shape == (1, *shape[1:])
     with torch.no_grad():
-        for p in fresh.parameters():
-            p.add_(1.0)
-    reloaded, reloaded_record = load_pruned(path, fresh)
-    assert reloaded_record == record
-    with torch.no_grad():
-        torch.testing.assert_close(reloaded(x), pruned(x))
+        torch.testing.assert_close(loaded.model(x), pruned.eval()(x), rtol=0, atol=0)
     assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_mlp_shapes_after_removal():
-    pruned, _ = prune_channels(mlp(), (1, 8), {"0": [1, 4], "2": [0]})
+    pruned = prune_channels(mlp(), (1, 8), {"0": [1, 4], "2": [0]})
     # 8-6-5-3 minus 2 hidden-1 and 1 hidden-2 neurons: 8-4-4-3
     assert [(m.in_features, m.out_features) for m in pruned if isinstance(m, nn.Linear)] == [(8, 4), (4, 4), (4, 3)]
+
+
+def test_edit_log_of_prune_channels_round_trips_and_replays():
+    model = mlp()
+    pruned = prune_channels(model, (1, 8), {"0": [4, 1], "2": [0]})
+    log = edit_log(pruned)
+    assert log.edits == [Edit("remove_channels", "0", {"indices": [1, 4]}), Edit("remove_channels", "2", {"indices": [0]})]
+    expected = {"input_shapes": [[1, 8]], "input_dtypes": ["float32"],
+                "edits": [{"kind": "remove_channels", "module": "0", "data": {"indices": [1, 4]}},
+                          {"kind": "remove_channels", "module": "2", "data": {"indices": [0]}}]}
+    assert log.to_dict() == expected
+    assert EditLog.from_dict(expected) == log
+    assert log.removed == {"0": 2, "2": 1}
+    torch.manual_seed(123)  # a fresh model of the original architecture with other weights
+    fresh = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    rebuilt = replay(fresh, EditLog.from_dict(log.to_dict()))
+    assert rebuilt is fresh
+    rebuilt.load_state_dict(pruned.state_dict(), strict=True)
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), pruned(x), rtol=0, atol=0)
+        # and both equal the original with hidden neurons 1, 4 and 0 silenced by hand
+        h1 = torch.relu(model[0](x))
+        h1[:, [1, 4]] = 0
+        h2 = torch.relu(model[2](h1))
+        h2[:, [0]] = 0
+        torch.testing.assert_close(pruned(x), model[4](h2), rtol=1e-6, atol=1e-6)
 
 
 def test_output_layer_is_never_a_group():
@@ -182,15 +231,15 @@ def test_replay_of_unknown_module_and_bad_indices_raise():
         prune_channels(model, (1, 8), {"0": [6]})
     with pytest.raises(UserInputError, match="cannot remove all 6"):
         prune_channels(model, (1, 8), {"0": list(range(6))})
-    with pytest.raises(UserInputError, match="replay expects a StructuredRecord"):
+    with pytest.raises(UserInputError, match="replay expects an EditLog"):
         replay(model, {"steps": []})
 
 
 def test_load_rejects_foreign_files(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"weights": torch.zeros(1)}, path)
-    with pytest.raises(UserInputError, match="not a dnnergy structured checkpoint"):
-        load_pruned(path, mlp())
+    with pytest.raises(UserInputError, match="a PyTorch checkpoint, not a dnnergy file"):
+        dnnergy.load(path)
 
 
 # -- selection by norm -------------------------------------------------------------------
@@ -210,8 +259,9 @@ def _brute_force_lowest(weights: list[np.ndarray], p: int, k: int) -> list[int]:
 @pytest.mark.parametrize("criterion,p", [("l1", 1), ("l2", 2)])
 def test_norm_selection_matches_brute_force(criterion, p):
     model = _make(ResNet)
-    pruned, record = prune_structured(model, (1, 2, 5, 5), criterion=criterion, ratio=0.4)
-    steps = {s.module: list(s.indices) for s in record.steps}
+    result = get_method("structured")(model, _context((2, 5, 5)), criterion=criterion, ratio=0.4)
+    pruned = result.model
+    steps = {e.module: list(e.data["indices"]) for e in edit_log(pruned).edits}
     stem = model.stem.weight.detach().numpy()
     c2 = model.c2.weight.detach().numpy()
     c1 = model.c1.weight.detach().numpy()
@@ -219,6 +269,8 @@ def test_norm_selection_matches_brute_force(criterion, p):
     assert steps[residual_root] == _brute_force_lowest([stem, c2], p, round(0.4 * 5))  # 2 of 5 residual channels
     assert steps["c1"] == _brute_force_lowest([c1], p, round(0.4 * 4))  # 2 of 4 (1.6 rounds to 2)
     assert pruned.stem.out_channels == 3 and pruned.c1.out_channels == 2 and pruned.fc.out_features == 3
+    assert result.record.info == {"criterion": criterion, "removed": {residual_root: 2, "c1": 2}}
+    assert model.stem.out_channels == 5 and edit_log(model) is None  # the input model is untouched
 
 
 def test_norm_importance_hand_example():
@@ -265,47 +317,94 @@ def test_greedy_removal_order_hand_example():
 
 def test_reconstruction_criterion_with_refit_beats_plain_removal():
     model = mlp()
-    x = torch.randn(200, 8, generator=torch.Generator().manual_seed(6))
-    plain, rec = prune_structured(model, x[:1], criterion="reconstruction", ratio=0.5, data=x)
-    refit, _ = prune_structured(model, x[:1], criterion="reconstruction", ratio=0.5, data=x, reconstruct=True)
+    context = _context((8,), n=300)  # 210 training images calibrate
+    x = context.calibration(512)
+    method = get_method("structured")
+    plain = method(model, context, criterion="reconstruction", ratio=0.5)
+    refit = method(model, context, criterion="reconstruction", ratio=0.5, reconstruct=True)
     with torch.no_grad():
-        e_plain = float((plain(x) - model(x)).pow(2).sum())
-        e_refit = float((refit(x) - model(x)).pow(2).sum())
+        e_plain = float((plain.model(x) - model(x)).pow(2).sum())
+        e_refit = float((refit.model(x) - model(x)).pow(2).sum())
     assert e_refit < e_plain
-    assert rec.method == "structured.reconstruction"
-    with pytest.raises(UserInputError, match="needs calibration data"):
-        prune_structured(model, x[:1], criterion="reconstruction")
+    assert plain.record.method == "structured" and plain.record.info["criterion"] == "reconstruction"
+    # same channels removed (ratio 0.5: 3 of 6 and round(2.5) = 2 of 5), only the consumers' weights differ
+    assert edit_log(plain.model).to_dict() == edit_log(refit.model).to_dict()
+    assert edit_log(plain.model).removed == {"0": 3, "2": 2}
 
 
 # -- selection by energy per accuracy ------------------------------------------------------------
 
 
-def test_energy_criterion_reaches_target_and_replays():
+def _parameters(m: nn.Module) -> float:  # a stand-in energy
+    return float(sum(p.numel() for p in m.parameters()))
+
+
+def test_energy_criterion_reaches_target_and_replays(monkeypatch):
     model = mlp()
-    params = lambda m: float(sum(p.numel() for p in m.parameters()))  # noqa: E731 - a stand-in energy
-    pruned, record = prune_structured(model, (1, 8), criterion="energy", energy_fn=params, evaluate_fn=lambda m: 1.0,
-                                      energy_target=0.6, step=0.2)
+    monkeypatch.setattr(CompressionContext, "evaluate", lambda self, m, split="val": 1.0)  # every trial is free
+    context = _context((8,), energy=_parameters, max_accuracy_drop=0.0, reference_accuracy=1.0)
+    result = get_method("structured")(model, context, criterion="energy", energy_target=0.6, step=0.2)
+    pruned = result.model
     # 8*6+6 + 6*5+5 + 5*3+3 = 107 parameters; stop at or below 0.6 * 107 = 64.2 unless nothing is left to remove
-    assert params(pruned) <= 0.6 * 107
-    assert dict(record.info)["energy_after"] == params(pruned)
-    rebuilt = replay(mlp(), record)
+    assert _parameters(model) == 107 and _parameters(pruned) <= 0.6 * 107
+    assert result.record.after.energy == _parameters(pruned) and result.record.before.energy == 107
+    rebuilt = replay(mlp(), edit_log(pruned))
     assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in pruned.parameters()]
 
 
-def test_energy_criterion_respects_max_drop():
+def test_energy_criterion_respects_max_drop(monkeypatch):
     model = mlp()
-    calls = []
 
-    def accuracy(m):  # every removal loses 5 points
-        calls.append(1)
+    def accuracy(self, m, split="val"):  # every removal loses 5 points
         removed = 11 - sum(l.out_features for l in m if isinstance(l, nn.Linear) and l.out_features != 3)
         return 1.0 - 0.05 * removed
 
-    pruned, record = prune_structured(model, (1, 8), criterion="energy", energy_fn=lambda m: float(sum(p.numel() for p in m.parameters())),
-                                      evaluate_fn=accuracy, energy_target=0.1, step=0.2, max_drop=0.1)
-    assert 11 - sum(len(s.indices) for s in record.steps) >= 9  # at most 2 neurons (10 points) removed
-    with pytest.raises(UserInputError, match="needs energy_fn"):
-        prune_structured(model, (1, 8), criterion="energy")
+    monkeypatch.setattr(CompressionContext, "evaluate", accuracy)
+    context = _context((8,), energy=_parameters, max_accuracy_drop=0.1, reference_accuracy=1.0)
+    result = get_method("structured")(model, context, criterion="energy", energy_target=0.1, step=0.2)
+    removed = sum(edit_log(result.model).removed.values()) if edit_log(result.model) else 0
+    assert removed == 2  # one neuron per trial, 5 points each: 1.0 -> 0.95 -> 0.90 (the floor) -> 0.85 rejected
+    assert 11 - removed == sum(l.out_features for l in result.model if isinstance(l, nn.Linear)) - 3
+    with pytest.raises(UserInputError, match=r"structured \(criterion 'energy'\) needs an energy objective"):
+        get_method("structured")(model, _context((8,)), criterion="energy")
+
+
+# -- the method's defaults: criterion and fine-tuning ------------------------------------------
+
+
+def test_default_criterion_is_l1_with_a_ratio_and_energy_without(monkeypatch):
+    model = mlp()
+    context = _context((8,))
+    result = get_method("structured")(model, context, ratio=0.5)
+    assert result.record.info["criterion"] == "l1"
+    w0, w2 = model[0].weight.detach().numpy(), model[2].weight.detach().numpy()
+    expected = {"0": _brute_force_lowest([w0], 1, 3), "2": _brute_force_lowest([w2], 1, 2)}  # 0.5 * 6, round(2.5) = 2
+    assert {e.module: list(e.data["indices"]) for e in edit_log(result.model).edits} == expected
+    # without a ratio: the energy criterion, which needs an energy objective ...
+    with pytest.raises(UserInputError, match=r"criterion 'energy'\) needs an energy objective"):
+        get_method("structured")(model, context)
+    # ... and with one, greedily removes by energy until the target
+    monkeypatch.setattr(CompressionContext, "evaluate", lambda self, m, split="val": 1.0)
+    energy = get_method("structured")(model, context.replace(energy=_parameters, reference_accuracy=1.0))
+    assert energy.record.info["criterion"] == "energy"
+    assert _parameters(energy.model) <= 0.5 * 107  # the default energy_target
+
+
+@pytest.mark.parametrize("fine_tuning", [None, dataclasses.replace(FINE_TUNE, epochs=1)])
+def test_fine_tunes_only_when_the_context_says_so(fine_tuning):
+    model = mlp()
+    events = []
+    context = _context((8,), n=200, fine_tuning=fine_tuning, progress=events.append)
+    result = get_method("structured")(model, context, criterion="l1", ratio=0.5)
+    w0, w2 = model[0].weight.detach().numpy(), model[2].weight.detach().numpy()
+    plain = prune_channels(model, (1, 8), {"0": _brute_force_lowest([w0], 1, 3), "2": _brute_force_lowest([w2], 1, 2)})
+    assert [p.shape for p in result.model.parameters()] == [p.shape for p in plain.parameters()]
+    same = all(torch.equal(a, b) for a, b in zip(result.model.parameters(), plain.parameters()))
+    tuned = [e for e in events if e.kind == "fine_tuned"]
+    if fine_tuning is None:
+        assert same and not tuned and not result.record.summary.endswith("fine-tuned")
+    else:
+        assert not same and len(tuned) == 1 and result.record.summary.endswith(", fine-tuned")
 
 
 # -- value objects ---------------------------------------------------------------------------------
@@ -323,24 +422,29 @@ def test_structured_config_valid_and_invalid():
         StructuredConfig(samples=0)
     with pytest.raises(ValueError, match="StructuredConfig: tolerance must be > 0"):
         StructuredConfig(tolerance=0)
-    with pytest.raises(UserInputError, match="prune_structured"):
-        prune_structured(mlp(), (1, 8), bogus=1)
+    with pytest.raises(UserInputError, match="structured: no parameter 'bogus'"):
+        get_method("structured")(mlp(), _context((8,)), bogus=1)
+    with pytest.raises(UserInputError, match="StructuredConfig: criterion must be one of"):
+        get_method("structured")(mlp(), _context((8,)), criterion="random", ratio=0.5)
 
 
-def test_prune_step_and_record_valid_and_invalid():
-    step = PruneStep("fc1", (3, 1))
-    record = StructuredRecord(((1, 8),), (step,), method="manual", info=(("ratio", 0.5),))
-    assert StructuredRecord.from_dict(record.to_dict()) == record
-    assert record.input_dtypes == ("float32",)
-    with pytest.raises(ValueError, match="PruneStep: module must be a non-empty"):
-        PruneStep("", (1,))
+def test_edit_and_edit_log_valid_and_invalid():
+    edit = Edit("remove_channels", "fc1", {"indices": (3, 1)})
+    log = EditLog(((1, 8),), edits=[edit])
+    assert EditLog.from_dict(log.to_dict()) == log
+    assert log.input_dtypes == ("float32",)
+    assert edit.data == {"indices": [3, 1]}  # plain data
+    with pytest.raises(ValueError, match="Edit: module must be a non-empty"):
+        Edit("remove_channels", "", {"indices": [1]})
+    with pytest.raises(ValueError, match="Edit: kind must be one of"):
+        Edit("prune", "fc1", {"indices": [1]})
     with pytest.raises(ValueError, match="indices must be a non-empty"):
-        PruneStep("fc1", ())
+        Edit("remove_channels", "fc1", {"indices": []})
     with pytest.raises(ValueError, match="indices must be unique"):
-        PruneStep("fc1", (1, 1))
+        Edit("remove_channels", "fc1", {"indices": [1, 1]})
     with pytest.raises(ValueError, match="input_shapes must be non-empty"):
-        StructuredRecord(((0, 8),))
+        EditLog(((0, 8),))
     with pytest.raises(ValueError, match="input_dtypes must name one torch dtype"):
-        StructuredRecord(((1, 8),), input_dtypes=("float99",))
-    with pytest.raises(UserInputError, match="expected a dict with format"):
-        StructuredRecord.from_dict({"format": "other"})
+        EditLog(((1, 8),), input_dtypes=("float99",))
+    with pytest.raises(UserInputError, match="EditLog: invalid edit log"):
+        EditLog.from_dict({"format": "other"})

@@ -1,0 +1,167 @@
+"""Compressed models as files: :func:`save` writes one :mod:`dnnergy.io` container, :func:`load` rebuilds the model.
+
+A file holds everything needed to rebuild the model without pickling a module:
+
+* ``architecture``: how to build the original network, ``{"zoo": name, "kwargs": {...}}``
+  or ``{"factory": "package.module:function", "kwargs": {...}}``;
+* ``edits``: the structural edit log (:mod:`~dnnergy.compress.edits`) replayed on it;
+* the ``state_dict`` (tensors ``state/<key>``), loaded strictly afterwards;
+* ``transforms``: the weight transforms still attached (masks), re-attached so fine-tuning
+  a loaded model keeps them (tensors ``transform.<i>.<name>``);
+* ``hints``: the modules' energy hints (bits, executed-MAC fractions);
+* ``record``: the :class:`~dnnergy.compress.Record` of the compression, and
+  ``input_shape``, an example input shape (batch 1) for tracing the loaded model.
+
+Example::
+
+    result = dnnergy.compress.run(model, "magnitude", context)
+    dnnergy.save("lenet300-pruned.dnnergy", result.model, result.record)
+    loaded = dnnergy.load("lenet300-pruned.dnnergy")     # loaded.model, loaded.record
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import UserInputError
+from ..io import read_container, write_container
+from ..workload.hints import HINTS_ATTRIBUTE, model_hints
+from ..zoo import ARCHITECTURE_ATTRIBUTE
+from .edits import EditLog, edit_log, replay
+from .record import Record
+from .transforms import Transforms
+
+__all__ = ["Loaded", "save", "load", "build_architecture", "architecture_of"]
+
+KIND = "model"
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+@dataclass(frozen=True, eq=False)
+class Loaded:
+    """A model read by :func:`load`: the rebuilt ``model`` (eval mode), its ``record`` (or ``None``),
+    its ``architecture`` reference and an example ``input_shape`` (batch 1; ``None`` if unknown)."""
+
+    model: nn.Module
+    record: Record | None
+    architecture: dict[str, Any]
+    input_shape: tuple[int, ...] | None
+
+
+def architecture_of(reference: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A checked architecture reference: a zoo name or ``"package.module:function"`` string, or such a dict.
+
+    Example: ``architecture_of("lenet300") == {"zoo": "lenet300", "kwargs": {}}``.
+    """
+    if isinstance(reference, str):
+        reference = {"factory": reference} if _FACTORY.match(reference) else {"zoo": reference}
+    if not isinstance(reference, Mapping) or len({"zoo", "factory"} & set(reference)) != 1:
+        raise UserInputError(f"architecture must be a zoo name, 'package.module:function', or a dict with 'zoo' or "
+                             f"'factory' (got {reference!r})")
+    kwargs = dict(reference.get("kwargs") or {})
+    key = "zoo" if "zoo" in reference else "factory"
+    if not isinstance(reference[key], str) or (key == "factory" and not _FACTORY.match(reference[key])):
+        raise UserInputError(f"architecture {key} must be a name such as {'lenet300' if key == 'zoo' else 'pkg.models:build'} "
+                             f"(got {reference[key]!r})")
+    return {key: reference[key], "kwargs": kwargs}
+
+
+def build_architecture(reference: str | Mapping[str, Any]) -> nn.Module:
+    """A freshly initialised model of the referenced architecture (see :func:`architecture_of`)."""
+    from .. import zoo
+
+    ref = architecture_of(reference)
+    if "zoo" in ref:
+        model = zoo.create_model(ref["zoo"], **ref["kwargs"])
+    else:
+        module_name, attr = ref["factory"].split(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise UserInputError(f"cannot import the architecture {ref['factory']!r}: {exc}") from None
+        model = factory(**ref["kwargs"]) if callable(factory) and not isinstance(factory, nn.Module) else factory
+        if not isinstance(model, nn.Module):
+            raise UserInputError(f"{ref['factory']!r} must give a torch.nn.Module (got {type(model).__name__})")
+    object.__setattr__(model, ARCHITECTURE_ATTRIBUTE, ref)
+    return model
+
+
+def _input_shape(model: nn.Module, ref: dict[str, Any], example: Any, record: Record | None) -> list[int] | None:
+    if example is not None:
+        return [1, *torch.as_tensor(example).shape[1:]] if isinstance(example, torch.Tensor) else [1, *list(example)[1:]]
+    if record is not None and record.input_shape is not None:
+        return list(record.input_shape)
+    log = edit_log(model)
+    if log is not None and log.input_shapes:
+        return list(log.input_shapes[0])
+    if "zoo" in ref:
+        from .. import zoo
+
+        return [1, *zoo.model_info(ref["zoo"]).input_shape[1:]]
+    return None
+
+
+def save(path: str | os.PathLike, model: nn.Module, record: Record | None = None, *,
+         architecture: str | Mapping[str, Any] | None = None, example: Any = None) -> Path:
+    """Write ``model`` (with its edits, transforms, hints and ``record``) to ``path`` atomically; returns the path.
+
+    ``architecture`` defaults to the model's own reference (``zoo.create_model`` and
+    :func:`load` set it); the stored example input shape comes from ``example`` (an input
+    batch or shape), else the record, the edit log or the zoo. Raises :class:`UserInputError` when the
+    architecture is unknown (a model built by hand: pass ``architecture="pkg.mod:build"``).
+    """
+    reference = architecture if architecture is not None else getattr(model, ARCHITECTURE_ATTRIBUTE, None)
+    if reference is None:
+        raise UserInputError(f"save: cannot tell how to rebuild a {type(model).__name__}; pass architecture= a zoo name "
+                             "or 'package.module:function'")
+    ref = architecture_of(reference)
+    transforms = Transforms.of(model, create=False)
+    records, transform_tensors = transforms.state() if transforms is not None else ([], {})
+    log = edit_log(model)
+    header = {
+        "architecture": ref,
+        "edits": log.to_dict() if log is not None else None,
+        "transforms": records,
+        "hints": model_hints(model),
+        "record": record.to_dict() if record is not None else None,
+        "input_shape": _input_shape(model, ref, example, record),
+    }
+    tensors = {f"state/{k}": v for k, v in model.state_dict().items()} | transform_tensors
+    return write_container(path, KIND, header, tensors)
+
+
+def load(path: str | os.PathLike) -> Loaded:
+    """Rebuild the model saved by :func:`save` in one call: architecture, edits, weights (strict), hints, transforms.
+
+    Nothing is unpickled. A file of another kind, a damaged file, or weights that do not
+    fit the rebuilt architecture raise :class:`UserInputError` naming the file.
+    """
+    container = read_container(path, kind=KIND)
+    header, where = container.header, os.fspath(path)
+    model = build_architecture(header["architecture"])
+    if header.get("edits"):
+        replay(model, EditLog.from_dict(header["edits"]))
+    state = {k.removeprefix("state/"): v for k, v in container.tensors.items() if k.startswith("state/")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise UserInputError(f"{where}: weights do not fit the rebuilt architecture ({str(exc).splitlines()[0]})") from None
+    modules = dict(model.named_modules())
+    for module_path, hints in (header.get("hints") or {}).items():
+        if module_path not in modules:
+            raise UserInputError(f"{where}: energy hints for a module {module_path!r} the model does not have")
+        object.__setattr__(modules[module_path], HINTS_ATTRIBUTE, dict(hints))
+    model_hints(model)  # validates them
+    if header.get("transforms"):
+        Transforms.load(model, header["transforms"], container.tensors)
+    record = Record.from_dict(header["record"]) if header.get("record") else None
+    shape = tuple(header["input_shape"]) if header.get("input_shape") else None
+    return Loaded(model.eval(), record, architecture_of(header["architecture"]), shape)

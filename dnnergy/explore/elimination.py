@@ -1,0 +1,172 @@
+"""Algorithm 1 of seed 002 (Zhang, Davoodi and Hu): searches over neuron-elimination plans, and the method ``eliminate``.
+
+:func:`elimination_sweep` is Algorithm 1 for one layer: ``p`` goes down from ``rank(X)``
+and each simplified network (Algorithm 2 + Eq. 6, no retraining,
+:class:`~dnnergy.compress.eliminate.PlanBuilder`) is evaluated until the accuracy drop
+exceeds the budget. :func:`elimination_search` walks several layers (and the input
+features) at once, steered by energy: the "After" rows of seed 002 combine layers. Both
+return :class:`~dnnergy.metrics.Point` records (``strength`` = neurons kept, ``info`` =
+the plan and its residual or distortion). The registered method ``eliminate`` runs the
+search that fits the layers it is given and rebuilds the chosen plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..compress import CompressionContext, Outcome, Step, register_method
+from ..compress.eliminate import PlanBuilder, eliminate_plan
+from ..errors import UserInputError
+from ..metrics import Point
+
+__all__ = ["elimination_sweep", "elimination_search", "Search", "eliminate"]
+
+
+def _point(context: CompressionContext, model: nn.Module, plan: dict[str, int], accuracy: float | None,
+           **info: float) -> Point:
+    energy = context.energy
+    return Point(label="eliminate", strength=float(sum(plan.values())), layer=",".join(plan), val_accuracy=accuracy,
+                 val_samples=len(context.data.val), energy=float(energy(model)) if energy else None,
+                 energy_unit=getattr(energy, "unit", "") if energy else "", info={"plan": plan, **info})
+
+
+def _with_reference(context: CompressionContext, model: nn.Module) -> CompressionContext:
+    """``context`` whose budget is measured from ``model`` unless a reference accuracy is set already."""
+    if context.max_accuracy_drop is None or context.reference_accuracy is not None:
+        return context
+    return context.replace(reference_accuracy=context.evaluate(model))
+
+
+def elimination_sweep(model: nn.Module, context: CompressionContext, layer: str, *, step: int = 1,
+                      samples: int = 1024) -> list[Point]:
+    """Algorithm 1: for ``p = rank(X), rank(X) - step, ...`` eliminate ``layer`` down to ``p`` neurons and measure it.
+
+    Stops after the first ``p`` whose validation accuracy leaves the context's budget
+    (that point is kept) or at ``p = 1``. One point per ``p`` (descending): validation
+    accuracy, energy (the context's objective), ``info`` with the plan and the Eq. 6
+    residual. The SVD of ``X`` (the first ``samples`` training images) is computed once.
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise UserInputError(f"elimination_sweep: step must be a positive int (got {step!r})")
+    context = _with_reference(context, model)
+    builder = PlanBuilder(model, context.calibration(samples), [layer], samples=samples)
+    points = []
+    for p in range(builder.rank(0), 0, -step):
+        built = builder.build([p])
+        point = _point(context, built, {layer: p}, context.evaluate(built), residual=builder.residual([p]))
+        points.append(point)
+        if not context.within_budget(point.val_accuracy):
+            break
+    return points
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """What :func:`elimination_search` decided: the ``start`` (every neuron kept), the accepted plans
+    in order (each within the budget) and the move that left it (``None`` if every layer reached one)."""
+
+    start: Point
+    accepted: tuple[Point, ...]
+    stopped_by: Point | None
+
+    @property
+    def plan(self) -> dict[str, int]:
+        """The last accepted plan (the original sizes when no move was accepted)."""
+        return dict((self.accepted[-1] if self.accepted else self.start).info["plan"])
+
+
+def elimination_search(model: nn.Module, context: CompressionContext, layers: Sequence[str], *, steps: int = 25,
+                       samples: int = 1024) -> Search:
+    """Algorithm 1 over several layers at once, steered by energy: the "After" rows of seed 002.
+
+    Every round proposes, for each of ``layers`` (names and/or ``"inputs"``) with more
+    than one neuron, ``p`` lowered by about ``n / steps``; each proposal is built
+    (Algorithm 2 + Eq. 6, no retraining) and scored by energy saved (the context's
+    objective) per distortion added (relative squared error of the model outputs on the
+    ``samples`` calibration inputs, smooth where accuracy is not). The best proposal is
+    then evaluated on validation: kept if within the budget; the first one past it ends
+    the search, as in Algorithm 1. Rebuild the result with ``eliminate_plan(model,
+    images, search.plan)``.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise UserInputError(f"elimination_search: steps must be a positive int (got {steps!r})")
+    context.require("energy", "elimination_search")
+    context = _with_reference(context, model)
+    builder = PlanBuilder(model, context.calibration(samples), list(layers), samples=samples)
+    keys, sizes, x = builder.keys, builder.sizes, builder.x
+    with torch.no_grad():
+        reference = model.eval()(x).double()
+    scale = float(reference.square().sum()) or 1.0
+
+    def distortion(built: nn.Module) -> float:
+        with torch.no_grad():
+            return float((built(x).double() - reference).square().sum()) / scale
+
+    current = list(sizes)
+    now = _point(context, model, dict(zip(keys, sizes)), context.evaluate(model), distortion=0.0)
+    start, accepted = now, []
+    while True:
+        proposals = []
+        for i in range(len(keys)):
+            if current[i] <= 1:
+                continue
+            ps = list(current)
+            ps[i] = max(1, ps[i] - max(1, sizes[i] // steps))
+            built = builder.build(ps)
+            proposals.append((ps, built, _point(context, built, dict(zip(keys, ps)), None, distortion=distortion(built))))
+        if not proposals:
+            return Search(start, tuple(accepted), None)
+        ps, built, trial = max(proposals, key=lambda c: (now.energy - c[2].energy)
+                               / max(c[2].info["distortion"] - now.info["distortion"], 1e-12))
+        trial = dataclasses.replace(trial, val_accuracy=context.evaluate(built))
+        if not context.within_budget(trial.val_accuracy):  # as Algorithm 1: stop at the first degradation past the budget
+            return Search(start, tuple(accepted), trial)
+        current, now = ps, trial
+        accepted.append(trial)
+        builder.keep_only(current)
+
+
+def _hidden_linear(model: nn.Module) -> list[str]:
+    linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    if len(linears) < 2:
+        raise UserInputError("eliminate needs layer=...: the model has no hidden fully connected layer")
+    return linears[:1]
+
+
+@register_method("eliminate")
+def eliminate(model: nn.Module, context: CompressionContext, *, layer: tuple[str, ...] = (), plan: dict[str, int] | None = None,
+              step: int = 5, steps: int = 25, samples: int = 1024) -> Outcome:
+    """Zhang, Davoodi and Hu (seed 002): keep representative neurons (SVD + pivoted QR), refit the next layer, no retraining.
+
+    ``plan`` ({layer or "inputs": neurons kept}) is applied as given. Otherwise, for one
+    ``layer`` (default: the first hidden Linear) Algorithm 1 sweeps ``p`` down in steps of
+    ``step`` and keeps the fewest neurons within the budget; for several (``"inputs"``
+    = the input features read by the first Linear) the energy-guided search lowers one
+    layer by about n / ``steps`` per round. ``samples``: calibration training images.
+    """
+    images = context.calibration(samples)
+    steps_taken, tried = [], []
+    if plan is None:
+        context.require("max_accuracy_drop", "eliminate")
+        layers = list(layer) or _hidden_linear(model)
+        if len(layers) == 1:
+            tried = elimination_sweep(model, context, layers[0], step=step, samples=samples)
+            ok = [pt for pt in tried if context.within_budget(pt.val_accuracy)]
+            plan = {layers[0]: int(min(ok, key=lambda pt: pt.strength).strength)} if ok else None
+        else:
+            search = elimination_search(model, context, layers, steps=steps, samples=samples)
+            tried = [*search.accepted, *([search.stopped_by] if search.stopped_by else [])]
+            plan = search.plan if search.accepted else None
+        steps_taken = [Step(i, pt.layer, pt.strength, pt.val_accuracy, context.within_budget(pt.val_accuracy))
+                       for i, pt in enumerate(tried)]
+        if plan is None:
+            return Outcome(model, f"no plan over {', '.join(layers)} stays within the accuracy budget", steps_taken,
+                           {"tried": [pt.to_dict() for pt in tried]})
+    pruned, info = eliminate_plan(model, images, plan, samples=samples)
+    summary = ", ".join(f"{key}: {info['sizes'][key]} -> {kept}" for key, kept in info["plan"].items())
+    return Outcome(pruned, summary, steps_taken, {**info, "tried": [pt.to_dict() for pt in tried]})
