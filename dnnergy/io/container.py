@@ -29,6 +29,7 @@ import io
 import json
 import math
 import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,16 +200,25 @@ def write_container(path: str | os.PathLike, kind: str, header: Mapping[str, Any
 
 
 # -- reading ----------------------------------------------------------------------
-def _not_dnnergy(start: bytes) -> str:
-    """Why a file whose first bytes are ``start`` is no container."""
+def _not_dnnergy(start: bytes, stream: BinaryIO) -> str:
+    """Why a file whose first bytes are ``start`` is no container (``stream`` is the whole file, for zip archives)."""
     if MAGIC.startswith(start):
         return f"truncated ({len(start)} bytes, shorter than the {len(MAGIC)}-byte magic)"
-    first_entry = start[30:30 + int.from_bytes(start[26:28], "little")]  # of a zip archive's first local header
-    torch_zip = start[:4] == b"PK\x03\x04" and first_entry.endswith(b"/data.pkl")
+    torch_zip = start[:4] == b"PK\x03\x04" and _zip_holds_pickle(stream)
     pickle = start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")  # PROTO opcode
     if torch_zip or pickle:
         return "a PyTorch checkpoint, not a dnnergy file (torch.save zip/pickle; dnnergy files hold no pickle)"
     return f"not a dnnergy file (starts with {start[:8]!r}, expected {MAGIC!r})"
+
+
+def _zip_holds_pickle(stream: BinaryIO) -> bool:
+    """True for a zip archive with a ``.../data.pkl`` entry, as ``torch.save`` writes (listing a zip unpickles nothing)."""
+    try:
+        stream.seek(0)
+        with zipfile.ZipFile(stream) as archive:
+            return any(name.endswith("/data.pkl") or name == "data.pkl" for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
 
 
 def _tensor_section_length(body: bytes) -> int:
@@ -233,7 +243,7 @@ def _decode(stream: BinaryIO, kind: str | None, path: Path | None) -> Container:
     stream.seek(0)
     prefix = stream.read(_PREFIX)
     if prefix[:8] != MAGIC:
-        raise UserInputError(f"{where}: {_not_dnnergy(prefix)}")
+        raise UserInputError(f"{where}: {_not_dnnergy(prefix, stream)}")
     version = int.from_bytes(prefix[8:12], "little")
     if len(prefix) >= 12 and version > FORMAT_VERSION:
         raise UserInputError(f"{where}: written by a newer dnnergy (format {version}); "

@@ -141,9 +141,11 @@ def test_not_a_dnnergy_file(tmp_path):
         read_container(path)
 
 
+@pytest.mark.parametrize("name", ["model.pt", "lenet300-mnist-seed0-0123456789abcdef.dnnergy"])
 @pytest.mark.parametrize("zipped", [True, False])
-def test_torch_save_file_is_named_a_pytorch_checkpoint(tmp_path, zipped):
-    path = tmp_path / "model.pt"
+def test_torch_save_file_is_named_a_pytorch_checkpoint(tmp_path, zipped, name):
+    # a long name matters: torch.save's zip entries are "<stem>/data.pkl", past the first bytes of the file
+    path = tmp_path / name
     torch.save({"w": torch.ones(2)}, path, _use_new_zipfile_serialization=zipped)
     with pytest.raises(UserInputError) as info:
         read_container(path)
