@@ -7,6 +7,7 @@ User errors (a bad shape, an unknown model, a missing file) print one line
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -74,8 +75,8 @@ def estimate(
     if profile is not None:
         if model.lower().endswith(".onnx"):
             raise UserError("--profile needs a PyTorch model (a zoo name or module.path:factory), not an ONNX file")
-        net, net_shape, name = load_model(model, shape, batch)
-        workload = energy_pkg.profile(net, profile_input(profile, net_shape), name=name)
+        resolved = load_model(model, shape, batch)
+        workload = energy_pkg.profile(resolved.model, profile_input(profile, resolved.shape), name=resolved.name)
     else:
         workload = load_workload(model, shape, batch)
     report = energy_pkg.estimate(workload, hardware, dataflow, bits=parse_bits(bits), zero_mode=zero_mode, coding=coding, non_mac=non_mac)
@@ -92,88 +93,118 @@ def estimate(
         typer.echo(f"wrote {path}", err=True)
 
 
-@app.command()
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_EXTRA)
 def compress(
-    model: str = typer.Argument(..., help=MODEL_HELP),
-    method: str = typer.Option(..., "--method", help="eap, magnitude, structured or eliminate."),
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help=MODEL_HELP + " Also a saved .dnnergy model."),
+    method: str = typer.Option(..., "--method", help="A registered method, or several comma-separated to chain "
+                                                    "(see `dnnergy methods`); its parameters follow as --name value."),
     data: str = typer.Option("mnist", "--data", help="Training and evaluation data: mnist, digits or synthetic."),
-    max_accuracy_drop: float = typer.Option(1.0, "--max-accuracy-drop", min=0.0, help="Largest validation accuracy loss, in points."),
+    max_accuracy_drop: float = typer.Option(1.0, "--max-accuracy-drop", min=0.0, max=100.0,
+                                            help="Largest validation accuracy loss, in points."),
     hardware: str = typer.Option("eyeriss", "--hardware", help="A preset (eyeriss, horowitz45) or a YAML file."),
     dataflow: str = typer.Option("row_stationary", "--dataflow", help="Dataflow of the energy estimate."),
     weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: train once and cache)."),
-    sparsity: str = typer.Option("0.5,0.75,0.9,0.95", "--sparsity", help="magnitude: the prune/retrain schedule."),
-    ratio: float = typer.Option(0.5, "--ratio", help="structured (l1/l2/reconstruction): fraction of channels removed."),
-    criterion: str = typer.Option("energy", "--criterion", help="structured: l1, l2, reconstruction or energy."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="eliminate: the hidden layer to simplify (default: the first Linear); several, comma-separated, "
-                                         "and 'inputs' (the input features) run the energy-guided search over all of them."),
-    epochs: int = typer.Option(3, "--epochs", min=0, help="Fine-tuning epochs per step."),
-    out: Optional[str] = typer.Option(None, "--out", help="Write the compressed model here (and FILE.json)."),
+    epochs: int = typer.Option(3, "--epochs", min=0, help="Fine-tuning epochs each time a method retrains (0: never)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of fine-tuning."),
+    out: Optional[str] = typer.Option(None, "--out", help="Save the compressed model here (reload with dnnergy.load; "
+                                                          "summary/estimate read it) and its record as FILE.json."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
-    """Compress a trained model within an accuracy budget and report the energy it saves."""
-    import json
-    import time
+    """Compress a trained model within an accuracy budget and report the energy it saves.
 
-    from ._format import console, energy as fmt_energy
-    from ._resolve import parse_fractions
-    from .compress import run_compress, save_compressed, summarize, watched_job
+    Method parameters are options named after them, e.g. `--method magnitude --sparsity
+    0.5,0.9 --scope global` or `--method structured --criterion l1 --ratio 0.5`.
+    """
+    from ..compress import parse_chain, run
+    from ..report import budget_lines, record_table
+    from ._format import console, render
+    from ._params import method_options
+    from .compress import watched_job, write_outputs
 
-    schedule = parse_fractions(sparsity, "--sparsity")
-    with watched_job(model, data, hardware, dataflow, weights, f"{method} on {model}") as job:
-        start = time.perf_counter()
-        options = {"schedule": schedule, "ratio": ratio, "criterion": criterion, "layer": layer, "epochs": epochs}
-        compressed, details = run_compress(job, method, max_accuracy_drop / 100, options)
-    summary = summarize(job, job.model, compressed, method, time.perf_counter() - start, details)
+    chain = parse_chain(method)
+    params = method_options(ctx.args, chain)
+    if out and not Path(out).resolve().parent.is_dir():
+        raise UserError(f"cannot write {out}: folder {Path(out).resolve().parent} does not exist")
+    options = dict(data=data, hardware=hardware, dataflow=dataflow, weights=weights, epochs=epochs,
+                   max_accuracy_drop=max_accuracy_drop / 100, seed=seed)
+    with watched_job(model, f"{method} on {model}", **options) as job:
+        result = run(job.model, chain, job.context, **params)
     if json_out:
-        typer.echo(json.dumps(summary, indent=1, default=str))
+        typer.echo(result.record.to_json())
     else:
-        unit = summary["unit"]
-        console.print(f"{model} / {method}: test accuracy {summary['accuracy_before']:.2%} -> {summary['accuracy_after']:.2%}")
-        console.print(f"non-zero weights {summary['nonzero_weights_before']:,} -> {summary['nonzero_weights_after']:,}"
-                      f" (of {summary['weights_after']:,} after)")
-        console.print(f"energy per image at batch 1 ({hardware}, {dataflow}) {fmt_energy(summary['energy_before'], unit)} -> "
-                      f"{fmt_energy(summary['energy_after'], unit)} {unit}: {summary['energy_reduction']:.2f}x less, in {summary['seconds']:.1f} s")
+        console.print(render(record_table(result.record)))
+        reduction = result.record.energy_reduction
+        console.print(f"energy per image at batch 1 ({hardware}, {dataflow}): {reduction:.2f}x less, in {result.record.seconds:.1f} s")
+    for line in budget_lines(result.record):
+        typer.echo(f"warning: {line}", err=True)
     if out:
-        for path in save_compressed(out, compressed, summary):
+        for path in write_outputs(out, job, result):
             typer.echo(f"wrote {path}", err=True)
 
 
-@app.command()
+@app.command(context_settings=_EXTRA)
 def tradeoff(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help=MODEL_HELP),
-    method: str = typer.Option("magnitude", "--method", help="magnitude (strength = sparsity) or structured (channel ratio)."),
+    method: str = typer.Option("magnitude", "--method", help="A registered method with a strength (see `dnnergy methods`)."),
     strengths: str = typer.Option("0,0.5,0.75,0.9,0.95", "--strengths", help="Comma-separated strengths to sweep."),
     data: str = typer.Option("mnist", "--data", help="mnist, digits or synthetic."),
     hardware: str = typer.Option("eyeriss", "--hardware", help="A preset (eyeriss, horowitz45) or a YAML file."),
     dataflow: str = typer.Option("row_stationary", "--dataflow", help="Dataflow of the energy estimate."),
     weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: train once and cache)."),
+    epochs: int = typer.Option(0, "--epochs", min=0, help="Fine-tuning epochs per point (0: none)."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Write accuracy vs energy with the Pareto front (PNG)."),
     json_out: bool = typer.Option(False, "--json", help="Print the points as JSON."),
 ) -> None:
     """Sweep a method's strength: energy, accuracy, weights, MACs, CPU latency per point, and the Pareto front."""
     import json
 
+    from ..compress import get_method
     from ..explore import pareto_front
-    from ..report import plot_tradeoff
-    from ._format import console, render_table, si
-    from ._resolve import parse_fractions
-    from .compress import run_tradeoff, watched_job
+    from ..explore import tradeoff as sweep
+    from ..report import plot_tradeoff, points_table
+    from ._format import console, render
+    from ._params import convert, method_options
+    from .compress import watched_job
 
-    values = parse_fractions(strengths, "--strengths")
-    with watched_job(model, data, hardware, dataflow, weights, f"sweeping {method}") as job:
-        points = run_tradeoff(job, method, values)
+    spec = get_method(method)
+    if spec.strength is None:
+        raise UserError(f"--method {method}: it has no strength to sweep (see `dnnergy methods`)")
+    params = method_options(ctx.args, [spec])
+    annotation = next(p.annotation for p in spec.params if p.name == spec.strength)
+    values = [convert(v, annotation, spec.strength) for v in strengths.split(",") if v.strip()]
+    if not values:
+        raise UserError(f"--strengths takes comma-separated values of {spec.strength} (got {strengths!r})")
+    options = dict(data=data, hardware=hardware, dataflow=dataflow, weights=weights, epochs=epochs, max_accuracy_drop=None)
+    with watched_job(model, f"sweeping {method}", **options) as job:
+        points = sweep(job.model, job.context, method, values, params=params)
     front = pareto_front(points)
+    unit = points[0].energy_unit
     if json_out:
         typer.echo(json.dumps({"points": [p.to_dict() for p in points], "pareto": [p.strength for p in front]}, indent=1))
     else:
-        rows = [(f"{p.strength:g}", "*" if p in front else "", f"{p.accuracy:.2%}", si(p.energy), si(p.nonzero_weights), si(p.nonzero_macs),
-                 f"{p.latency_s * 1e3:.2f}", si(p.size_bytes)) for p in points]
-        console.print(render_table(f"{model} / {method} on {hardware} ({job.energy_fn.unit}); * = Pareto front",
-                                   ["strength", "front", "val accuracy", "energy", "nz weights", "nz MACs", "latency ms", "bytes"], rows))
+        console.print(render(points_table(points, f"{model} / {method} ({spec.strength}) on {hardware}; * = Pareto front", front)))
     if plot:
-        path = plot_tradeoff({method: [(p.energy, p.accuracy) for p in points]}, plot, xlabel=f"energy per image ({job.energy_fn.unit})",
+        path = plot_tradeoff({method: [(p.energy, p.accuracy) for p in points]}, plot, xlabel=f"energy per image ({unit})",
                              front=[(p.energy, p.accuracy) for p in front])
         typer.echo(f"wrote {path}", err=True)
+
+
+@app.command()
+def methods(pattern: str = typer.Argument("*", help="Only names matching this wildcard pattern.")) -> None:
+    """List the compression methods with their parameters and defaults."""
+    from ..compress import get_method, list_methods
+
+    for name in list_methods(pattern):
+        spec = get_method(name)
+        sweep = f" (sweeps --{spec.strength.replace('_', '-')})" if spec.strength else ""
+        typer.echo(f"{name}{sweep}: {spec.summary}")
+        for p in spec.params:
+            typer.echo(f"    --{p.name.replace('_', '-')} {p.default!r}")
 
 
 @app.command()

@@ -56,14 +56,19 @@ def _cell(value: Cell, unit: str) -> str:
         return value
     if unit == "%":
         return f"{value:.1f}%"
-    return energy(value, unit) if unit == "pJ" else si(value)
+    if unit == "pJ":
+        return energy(value, unit)
+    if isinstance(value, float) and abs(value) < 1000:
+        return f"{value:.3g}"  # fractions and small measures read plainly (0.5, 0.0559), not as 500m
+    return si(value)
 
 
 def render(table: ReportTable) -> Table:
     """The one place report tables become text: a rich Table of ``table`` with every number formatted.
 
-    Numbers get SI prefixes (``235200 -> '235k'``), pJ energies become joules
-    (``2.1e6 -> '2.1uJ'``) and percentages keep one decimal (``80.7 -> '80.7%'``); the
+    Numbers get SI prefixes (``235200 -> '235k'``; floats below 1,000 stay plain, ``0.5``),
+    pJ energies become joules (``2.1e6 -> '2.1uJ'``) and percentages keep one decimal
+    (``80.7 -> '80.7%'``); the
     headers of those columns drop their ``" (pJ)"``/``" (%)"``. When the other columns
     with a unit all share one (``"@DRAM (MAC-normalized)"``), it moves from their headers
     to the end of the title (``", in MAC-normalized"``).

@@ -1,9 +1,10 @@
-"""Turn the MODEL argument of the CLI into a workload or a model: zoo name, ONNX file, or factory path."""
+"""Turn the MODEL argument of the CLI into a workload or a model: zoo name, factory path, ONNX file or saved dnnergy model."""
 
 from __future__ import annotations
 
 import importlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -11,7 +12,7 @@ from torch import nn
 
 from ..errors import UserInputError
 
-__all__ = ["load_model", "load_workload", "parse_shape", "parse_fractions"]
+__all__ = ["Resolved", "load_model", "load_workload", "parse_shape", "parse_fractions", "is_saved_model"]
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -41,26 +42,61 @@ def parse_fractions(text: str, option: str) -> list[float]:
     return values
 
 
-def load_model(spec: str, input_shape: Sequence[int] | None = None, batch: int | None = None) -> tuple[nn.Module, tuple[int, ...], str]:
-    """A PyTorch model, its example input shape and a display name from a zoo name or ``module.path:factory``.
+@dataclass(frozen=True, eq=False)
+class Resolved:
+    """A model from the MODEL argument: the module, its example input shape, a display name, and whether
+    its weights are trained already (a saved dnnergy model) or freshly initialised."""
 
-    The model is built under ``torch.manual_seed(0)`` (the global RNG is restored), so its
-    initial weights, and anything trained from them, are the same in every run.
+    model: nn.Module
+    shape: tuple[int, ...]
+    name: str
+    trained: bool = False
+
+
+def is_saved_model(spec: str) -> bool:
+    """True when ``spec`` names a file that starts like a dnnergy container."""
+    from ..io import MAGIC
+
+    path = Path(spec)
+    if not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        return handle.read(len(MAGIC)) == MAGIC
+
+
+def load_model(spec: str, input_shape: Sequence[int] | None = None, batch: int | None = None) -> Resolved:
+    """A PyTorch model from a zoo name, ``module.path:factory`` or a saved ``.dnnergy`` model, with its input shape.
+
+    Fresh models are built under ``torch.manual_seed(0)`` (the global RNG is restored), so
+    their initial weights, and anything trained from them, are the same in every run. A
+    saved model is rebuilt by :func:`dnnergy.load`, weights and all.
     """
     import torch
 
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return _build(spec, input_shape, batch)
+    if is_saved_model(spec):
+        from ..compress.artifact import load
+
+        loaded = load(spec)
+        shape = tuple(input_shape or loaded.input_shape or ())
+        if not shape:
+            raise UserInputError(f"{spec}: the file records no input shape; give one with --input-shape, e.g. 1,1,28,28")
+        resolved = Resolved(loaded.model, shape, Path(spec).stem, trained=True)
+    else:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            resolved = _build(spec, input_shape)
+    if batch is not None:
+        return Resolved(resolved.model, (batch, *resolved.shape[1:]), resolved.name, resolved.trained)
+    return resolved
 
 
-def _build(spec: str, input_shape: Sequence[int] | None, batch: int | None) -> tuple[nn.Module, tuple[int, ...], str]:
+def _build(spec: str, input_shape: Sequence[int] | None) -> Resolved:
     from .. import zoo
+    from ..compress.artifact import build_architecture
 
     if spec in zoo.list_models():
-        info = zoo.model_info(spec)
-        shape = tuple(input_shape or info.input_shape)
-        model = zoo.create_model(spec)
+        shape = tuple(input_shape or zoo.model_info(spec).input_shape)
+        model = build_architecture(spec)
     elif _FACTORY.match(spec):
         module_name, attr = spec.split(":")
         try:
@@ -70,17 +106,13 @@ def _build(spec: str, input_shape: Sequence[int] | None, batch: int | None) -> t
         factory = getattr(module, attr, None)
         if factory is None:
             raise UserInputError(f"module {module_name!r} has no attribute {attr!r} (from {spec!r})")
-        model = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
-        if not isinstance(model, nn.Module):
-            raise UserInputError(f"{spec!r} must give a torch.nn.Module (got {type(model).__name__})")
+        model = build_architecture(spec)
         shape = tuple(input_shape or getattr(model, "input_shape", None) or getattr(factory, "input_shape", None) or ())
         if not shape:
             raise UserInputError(f"{spec!r}: give the example input shape with --input-shape, e.g. 1,3,224,224")
     else:
         raise _unknown(spec)
-    if batch is not None:
-        shape = (batch, *shape[1:])
-    return model, shape, spec
+    return Resolved(model, shape, spec)
 
 
 def load_workload(spec: str, input_shape: Sequence[int] | None = None, batch: int | None = None, measure_input: Any = None):
@@ -94,10 +126,10 @@ def load_workload(spec: str, input_shape: Sequence[int] | None = None, batch: in
         if not path.is_file():
             raise UserInputError(f"file not found: {spec}")
         return from_onnx(path, input_shapes=[tuple(input_shape)] if input_shape else None, batch=batch)
-    model, shape, name = load_model(spec, input_shape, batch)
+    resolved = load_model(spec, input_shape, batch)
     if measure_input is not None:
-        return trace(model, measure_input, name=name, measure=True)
-    return trace(model, shape, name=name)
+        return trace(resolved.model, measure_input, name=resolved.name, measure=True)
+    return trace(resolved.model, resolved.shape, name=resolved.name)
 
 
 def _unknown(spec: str) -> UserInputError:
@@ -105,10 +137,14 @@ def _unknown(spec: str) -> UserInputError:
 
     from .. import zoo
 
-    if spec.endswith((".pt", ".pth", ".ckpt")):
-        return UserInputError(f"{spec!r}: checkpoints need their architecture; pass module.path:factory or export to ONNX")
+    if spec.endswith((".pt", ".pth", ".ckpt", ".dnnergy")):
+        if Path(spec).is_file():
+            return UserInputError(f"{spec!r}: not a dnnergy model file; a PyTorch checkpoint needs its architecture: pass "
+                                  "module.path:factory with --weights, or export to ONNX")
+        return UserInputError(f"file not found: {spec}")
     close = difflib.get_close_matches(spec, zoo.list_models(), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return UserInputError(
-        f"unknown model {spec!r}{hint}: expected a zoo name (see `dnnergy zoo`), a .onnx file, or module.path:factory"
+        f"unknown model {spec!r}{hint}: expected a zoo name (see `dnnergy zoo`), a .onnx file, a saved .dnnergy model, "
+        "or module.path:factory"
     )

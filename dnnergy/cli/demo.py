@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ._format import console, energy, render_table, si
+from ._format import console, energy, render
 
 __all__ = ["run_demo"]
 
-#: A quick energy-aware pruning budget for the demo (the benchmark uses fuller settings).
-DEMO_EAP = dict(accuracy_drop=0.01, step=0.2, rounds=1, max_iterations=1)
+#: Quick energy-aware pruning parameters for the demo (the benchmark uses fuller settings).
+DEMO_EAP = dict(step=0.2, rounds=1, max_iterations=1, calibration=1500)
 
 
 def run_demo() -> None:
@@ -36,37 +36,33 @@ def _estimates() -> None:
 
 
 def _prune_lenet300() -> None:
-    from functools import partial
+    import dataclasses
 
-    from .. import data
-    from ..compress import EAPConfig, energy_aware_prune, energy_objective, magnitude_prune
-    from ..explore import measure, pareto_front, tradeoff
+    from .. import train
+    from ..compress import CompressionContext, run
+    from ..data import load_dataset
+    from ..explore import pareto_front, tradeoff
+    from ..metrics import energy_objective, model_latency
+    from ..report import points_table, record_table
 
     with console.status("LeNet-300-100: training on the MNIST subset (cached after the first run)", spinner="dots"):
-        dataset = data.load_dataset("mnist")
-        model = data.pretrained("lenet300")
-    validation = (dataset.val.tensors[0], dataset.val.tensors[1])
-    evaluate = partial(data.evaluate, data=validation)
-    images = dataset.val.tensors[0][:32]
-    objectives = {hw: energy_objective(images, hw, flow, per_image=True) for hw, flow in (("eyeriss", "row_stationary"), ("horowitz45", "weights_once"))}
+        dataset = load_dataset("mnist")
+        model = train.pretrained("lenet300")
+    context = CompressionContext.build(dataset, hardware="eyeriss", max_accuracy_drop=0.01,
+                                       fine_tuning=dataclasses.replace(train.FINE_TUNE, epochs=1))
     with console.status("energy-aware pruning: highest-energy layer first, least-squares restore, fine-tuning", spinner="dots"):
-        pruned, record = energy_aware_prune(
-            model, evaluate=evaluate, calibration=dataset.train.tensors[0][:1500], energy_fn=objectives["eyeriss"],
-            fine_tune=lambda m, masks: data.fine_tune(m, dataset, masks, epochs=1), config=EAPConfig(**DEMO_EAP))
-    console.print(f"energy-aware pruning of LeNet-300-100 (layer order {', '.join(record.order[0])}):")
-    console.print(f"  test accuracy {data.evaluate(model, dataset):.2%} -> {data.evaluate(pruned, dataset):.2%}")
-    for hw, objective in objectives.items():
-        before, after = objective(model), objective(pruned)
-        unit = "" if objective.unit == "pJ" else f" {objective.unit}"  # pJ values print as joules
-        console.print(f"  energy per image (batch 1) on {hw}: {energy(before, objective.unit)} -> {energy(after, objective.unit)}{unit}"
+        result = run(model, "eap", context, **DEMO_EAP)
+    record = result.record
+    console.print("energy-aware pruning of LeNet-300-100 (MNIST subset, budget: 1 point of validation accuracy):")
+    console.print(render(record_table(record)))
+    horowitz = energy_objective(context.examples, "horowitz45", "weights_once", per_image=True)
+    for hw, before, after, unit in (("eyeriss", record.before.energy, record.after.energy, record.after.energy_unit),
+                                    ("horowitz45", horowitz(model), horowitz(result.model), horowitz.unit)):
+        shown = "" if unit == "pJ" else f" {unit}"  # pJ values print as joules
+        console.print(f"  energy per image (batch 1) on {hw}: {energy(before, unit)} -> {energy(after, unit)}{shown}"
                       f" ({before / after:.1f}x less)")
-    for layer in record.layers:
-        console.print(f"  {layer.name}: {layer.sparsity:.0%} of {layer.numel:,} weights removed")
     with console.status("trade-off: magnitude pruning without retraining", spinner="dots"):
-        points = tradeoff(model, magnitude_prune, [0.0, 0.5, 0.8, 0.9, 0.95], evaluate, objectives["eyeriss"], example_input=images[:1])
-        points.append(measure(pruned, evaluate, objectives["eyeriss"], images[:1], strength=float("nan"), layer="EAP"))
-    front = pareto_front(points)
-    rows = [("energy-aware" if p.layer == "EAP" else f"magnitude {p.strength:.0%}", "*" if p in front else "", f"{p.accuracy:.2%}",
-             si(p.energy), si(p.nonzero_weights), f"{p.latency_s * 1e3:.2f}") for p in points]
-    console.print(render_table("LeNet-300-100 trade-off on eyeriss (MAC-normalized per image); * = Pareto front",
-                               ["model", "front", "val accuracy", "energy", "nz weights", "latency ms"], rows))
+        points = tradeoff(model, context.replace(fine_tuning=None), "magnitude", [0.0, 0.5, 0.8, 0.9, 0.95])
+        points.append(dataclasses.replace(record.after, label="eap", latency_s=model_latency(result.model, context.examples[:1])))
+    console.print(render(points_table(points, "LeNet-300-100 trade-off on eyeriss (per image); * = Pareto front",
+                                      pareto_front(points))))

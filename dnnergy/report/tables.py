@@ -1,4 +1,4 @@
-"""Report tables as plain values: per-layer shapes and counts, per-layer energy, the zoo.
+"""Report tables as plain values: per-layer shapes and counts, per-layer energy, the zoo, compression records, trade-off points.
 
 A :class:`Table` keeps numbers as numbers (cells are str, int, float or None) and writes
 units into the column headers (``"total (pJ)"``, ``"share (%)"``); front ends decide how
@@ -14,11 +14,18 @@ import json
 import re
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING, Sequence
+
 from ..energy import EnergyReport
+from ..metrics import Point
 from ..workload import Layer, Workload
 from .breakdown import layer_breakdown
 
-__all__ = ["Cell", "Table", "summary_table", "energy_table", "zoo_table", "unsupported_lines", "share_lines"]
+if TYPE_CHECKING:
+    from ..compress import Record
+
+__all__ = ["Cell", "Table", "summary_table", "energy_table", "zoo_table", "record_table", "points_table",
+           "unsupported_lines", "share_lines", "budget_lines"]
 
 #: One table cell: text, a number in its column's unit, or None (empty).
 Cell = str | int | float | None
@@ -194,3 +201,65 @@ def share_lines(report: EnergyReport) -> list[str]:
     datum = ", ".join(f"{d} {by_datum[d] / total:.0%}" for d in datums)
     level = ", ".join(f"{lv} {by_level[lv] / total:.0%}" for lv in levels)
     return [f"by data type: {datum}", f"by level: {level}"]
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
+def _se_points(point: Point, split: str) -> float | None:
+    se = point.standard_error(split)
+    return None if se is None else 100 * se
+
+
+def record_table(record: "Record") -> Table:
+    """The model before and after a compression (and after each stage of a chain): accuracy, energy, sizes.
+
+    Columns: validation and test accuracy (%) with the test accuracy's binomial standard
+    error (in percentage points, column "test SE (%)"), energy in the record's unit, weights, non-zero weights, MACs (one
+    sample) and bytes. Example: a magnitude record from 95.6 % to 94.9 % test accuracy on
+    1,000 images has the rows ``before`` and ``magnitude`` with test accuracies 95.6 and
+    94.9 and standard errors 0.65 and 0.70 points.
+    """
+    unit = record.after.energy_unit or record.before.energy_unit
+    stages = record.stages or (record,)
+    rows = [("before", *_point_cells(record.before))] + [(stage.method, *_point_cells(stage.after)) for stage in stages]
+    columns = ("model", "val accuracy (%)", "test accuracy (%)", "test SE (%)", f"energy ({unit or 'none'})",
+               "weights", "non-zero weights", "MACs", "bytes")
+    return Table(f"{record.method}: {record.summary}", columns, rows)
+
+
+def _point_cells(point: Point) -> tuple[Cell, ...]:
+    return (_percent(point.val_accuracy), _percent(point.test_accuracy), _se_points(point, "test"), point.energy,
+            point.weights, point.nonzero_weights, point.macs, point.model_bytes)
+
+
+def points_table(points: Sequence[Point], title: str, front: Sequence[Point] = ()) -> Table:
+    """One row per trade-off point: strength, Pareto-front mark, accuracies (%), energy, non-zero weights and MACs,
+    batch-1 latency (ms) and bytes. ``front`` marks the points on the Pareto front with ``*``.
+
+    Example: the points of ``tradeoff(model, context, "magnitude", [0, 0.9])`` give two rows
+    whose strengths are 0.0 and 0.9.
+    """
+    unit = next((p.energy_unit for p in points if p.energy_unit), "none")
+    marked = {id(p) for p in front}
+    rows = [(p.label or "-", p.strength, "*" if id(p) in marked else "", _percent(p.val_accuracy), _percent(p.test_accuracy),
+             p.energy, p.nonzero_weights, p.nonzero_macs, None if p.latency_s is None else 1e3 * p.latency_s, p.model_bytes)
+            for p in points]
+    columns = ("method", "strength", "front", "val accuracy (%)", "test accuracy (%)", f"energy ({unit})",
+               "non-zero weights", "non-zero MACs", "latency (ms)", "bytes")
+    return Table(title, columns, rows)
+
+
+def budget_lines(record: "Record") -> list[str]:
+    """A line when the *test* accuracy fell by more than the budget the method kept on validation, else none.
+
+    Example: a budget of 1 point and a test loss of 1.7 points give ``["test accuracy fell
+    1.7 points, more than the 1.0-point budget kept on validation (test SE 0.7 points)"]``.
+    """
+    if not record.test_budget_broken:
+        return []
+    se = record.after.standard_error("test")
+    return [f"test accuracy fell {100 * record.accuracy_drop('test'):.1f} points, more than the "
+            f"{100 * record.max_accuracy_drop:.1f}-point budget kept on validation"
+            + (f" (test SE {100 * se:.1f} points)" if se is not None else "")]
