@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import tempfile
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -26,8 +25,10 @@ from dnnergy.energy.mapper import RowStationarySearch
 from dnnergy.energy.row_stationary import RowStationary
 from dnnergy.zoo import create_model, model_info
 
-RESULTS = Path(__file__).with_name("results.md")
-HEADING = "## Estimate speed"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import RESULTS, write_section  # noqa: E402
+
+SECTION = "Estimate speed"
 
 
 def _trace(name: str):
@@ -65,18 +66,6 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str, path: Path = RESULTS) -> None:
-    """Replace (or append) the "Estimate speed" section of ``path``, atomically."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    section = f"{HEADING}\n\n{body}\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny run on LeNet-5 (for tests)")
@@ -86,7 +75,7 @@ def main() -> None:
     print(body)
     if not args.quick and not args.no_write:
         cpu = f"{os.cpu_count()} CPU(s), torch {torch.__version__}; wall-clock, mapping caches cleared before each estimate."
-        write_section(body + "\n\n" + cpu)
+        write_section(SECTION, body + "\n\n" + cpu)
 
 
 if __name__ == "__main__":

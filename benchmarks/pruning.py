@@ -18,6 +18,10 @@ defaults) and ``non_mac="exclude"`` (as seed 002 and Yang et al. 2017), on ``eye
     python benchmarks/pruning.py [--models lenet300,lenet5] [--out benchmarks/results.md] [--quick]
                                  [--max-drop 0.01] [--threads 1]
 
+Every row but the peer's is a registered method run through the compression contract
+(``dnnergy.compress.run``, or ``dnnergy.explore.strongest`` for a one-shot method whose
+strength is searched); a row is data: its label, the method's name and its parameters.
+
 ``--quick`` runs two tiny networks on scikit-learn's digits with small budgets (for the
 test suite, well under a minute).
 """
@@ -26,12 +30,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import datetime
 import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,30 +45,26 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
 
-from dnnergy.compress import (
-    EAPConfig,
-    EnergyObjective,
-    Masks,
-    StructuredConfig,
-    energy_aware_prune,
-    INPUTS,
-    eliminate_plan,
-    elimination_search,
-    energy_objective,
-    iterative_magnitude_prune,
-    prunable_parameters,
-    prune_structured,
-)
-from dnnergy.data import Dataset, evaluate, fine_tune, load_dataset, pretrained, train
-from dnnergy.errors import UserInputError
+from dnnergy.compress import CompressionContext, Masks, Record, prunable_parameters, run
+from dnnergy.compress.eliminate import INPUTS
+from dnnergy.data import Dataset, load_dataset
+from dnnergy.explore import largest_within, strongest
+from dnnergy.metrics import EnergyObjective, energy_objective
+from dnnergy.train import FINE_TUNE, evaluate, pretrained, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import RESULTS, write_section  # noqa: E402
 
 SECTION = "Pruning"
-DEFAULT_OUT = Path(__file__).resolve().parent / "results.md"
 PRESETS = (("eyeriss", "row_stationary"), ("horowitz45", "weights_once"))
 EAP_TARGET = 1.5  # issue 4: EAP energy reduction >= 1.5x magnitude pruning's
 SEED002 = {"lenet300": 26.71, "lenet5": 33.02}  # seed 002, "Energy Comparison", Original/After totals
+MAGNITUDE = "magnitude, iterative (Han 2015)"
+EAP = "energy-aware (Yang 2017)"
 ELIMINATION = "neuron elimination, hidden layers (seed 002, no retraining)"
 ELIMINATION_INPUTS = "neuron + input-feature elimination (no retraining)"
+
+
 def per_image_energy(images: Tensor, hardware: str, dataflow: str) -> EnergyObjective:
     """Energy of classifying one image (batch 1) with densities measured on ``images``, CONV/FC layers only."""
     return energy_objective(images, hardware, dataflow, per_image=True, non_mac="exclude")
@@ -75,20 +75,20 @@ def per_image_energy(images: Tensor, hardware: str, dataflow: str) -> EnergyObje
 @dataclass(frozen=True, slots=True)
 class Budget:
     """Per-model knobs, the same for every method: ``ft_epochs`` of masked fine-tuning (Adam, lr 3e-4)
-    after every pruning step; ``sparsities``/``ratios`` the strength grids; the EAP and
-    elimination settings; ``calibration`` training images for least squares / Gram matrices."""
+    after every pruning step; ``sparsities``/``ratios`` the strength grids; the EAP parameters and the
+    elimination granularity; ``calibration`` training images for least squares / Gram matrices."""
 
     ft_epochs: int
     sparsities: tuple[float, ...]
     ratios: tuple[float, ...]
-    eap: EAPConfig
+    eap: dict[str, Any]
     sweep_points: int  # elimination: each move lowers a layer by about n / sweep_points neurons
     calibration: int
 
 
 @dataclass(frozen=True, slots=True)
-class Point:
-    """One fine-tuned model a method produced: a point of its energy-accuracy trade-off curve."""
+class Measured:
+    """One model measured the benchmark's way: validation and test accuracy, non-zero weights, energy per preset."""
 
     val: float
     test: float
@@ -96,185 +96,129 @@ class Point:
     energy: tuple[float, ...]  # per preset, as PRESETS
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(eq=False)
 class Setup:
-    """One model's benchmark context: the pretrained ``model``, the data, the budget, the validation
-    ``floor`` (baseline validation accuracy ``val0`` minus ``max_drop``, fractions) and helpers.
-    Every fine-tuning through :meth:`ft` appends the tuned model's :class:`Point` to ``curve``."""
+    """One model's benchmark context: the pretrained ``model``, its data and budget, the compression context
+    (eyeriss energy of one image, densities on 64 validation images, steers; the budget is ``max_drop`` of
+    validation accuracy) and the reported energies per preset (on 64 test images). Every fine-tuning a
+    method runs appends the tuned model to ``curve`` (the context's progress events)."""
 
     model: nn.Module
     data: Dataset
     budget: Budget
     max_drop: float
-    val0: float
-    steer: EnergyObjective  # eyeriss energy on validation images: what energy-aware methods minimise
-    energies: tuple[EnergyObjective, ...]  # the reported energy, per preset, on test images
-    curve: list[Point] = field(default_factory=list)
+    energies: tuple[EnergyObjective, ...]
+    curve: list[Measured] = field(default_factory=list)
+    context: CompressionContext = field(init=False)
 
-    @property
-    def floor(self) -> float:
-        return self.val0 - self.max_drop
+    def __post_init__(self) -> None:
+        images = self.data.val.tensors[0][:64]
+        self.context = CompressionContext(
+            self.data, energy=per_image_energy(images, *PRESETS[0]), max_accuracy_drop=self.max_drop,
+            fine_tuning=dataclasses.replace(FINE_TUNE, epochs=self.budget.ft_epochs), example=images,
+            progress=self.on_event, reference_accuracy=evaluate(self.model, self.data.val))
 
-    def val(self, model: nn.Module) -> float:
-        return evaluate(model, self.data.val)
+    def measure(self, model: nn.Module) -> Measured:
+        return Measured(evaluate(model, self.data.val), evaluate(model, self.data.test), nonzero_weights(model),
+                        tuple(e(model) for e in self.energies))
 
-    def ft(self, model: nn.Module, masks) -> None:
-        fine_tune(model, self.data, masks, epochs=self.budget.ft_epochs)
-        self.curve.append(self.point(model))
-
-    def point(self, model: nn.Module) -> Point:
-        return Point(self.val(model), evaluate(model, self.data.test), nonzero_weights(model),
-                     tuple(e(model) for e in self.energies))
-
-    @property
-    def calibration(self) -> Tensor:
-        return self.data.train.tensors[0][: self.budget.calibration]
+    def on_event(self, event) -> None:
+        if event.kind == "fine_tuned":
+            self.curve.append(self.measure(event.model))
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a method returns: the pruned model, its strength in words, and its cost in fine-tuning epochs and trials."""
+    """What a row produced: the model, its strength in words, fine-tuning epochs spent and decisions taken."""
 
     model: nn.Module
     strength: str
-    epochs: int  # fine-tuning epochs behind the returned model
-    trials: int  # strengths tried (each fine-tuned unless the method never retrains)
-    notes: list[str] = field(default_factory=list)
+    epochs: int
+    trials: int
+    notes: tuple[str, ...] = ()
 
 
-def _largest_passing(grid: tuple[float, ...], trial: Callable[[float], tuple[float, Any]], floor: float):
-    """Binary search (assumes accuracy falls with strength) for the largest grid strength whose trial
-    accuracy is >= ``floor``; returns ((strength, payload) or None, trials run)."""
-    lo, hi, best, runs = -1, len(grid), None, 0
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        accuracy, payload = trial(grid[mid])
-        runs += 1
-        if accuracy >= floor:
-            lo, best = mid, (grid[mid], payload)
-        else:
-            hi = mid
-    return best, runs
+def nonzero_weights(model: nn.Module) -> int:
+    """Non-zero Linear/Conv weights (biases not counted)."""
+    return sum(int(p.count_nonzero()) for p in prunable_parameters(model).values())
 
 
-# -- methods ---------------------------------------------------------------------------------------
+# -- rows: a registered method and its parameters, or the peer library --------------------------
 
-def magnitude(s: Setup) -> Outcome:
-    """Han et al. 2015: iterative global-magnitude prune / masked retrain along the sparsity grid,
-    stopped at the first step whose validation accuracy falls below the floor."""
-    state = {"calls": 0, "failed": False, "best": None}
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A registered method and how its parameters come from the budget and the model; with ``grid``, the
+    strongest strength of that grid within the budget is searched (``dnnergy.explore.strongest``)."""
 
-    def ft(model, masks):
-        if not state["failed"]:
-            s.ft(model, masks)
+    method: str
+    params: Callable[[Budget, nn.Module], dict[str, Any]]
+    grid: Callable[[Budget], tuple[float, ...]] | None = None
+    applies: Callable[[nn.Module], bool] = lambda model: True
 
-    def val(model):
-        state["calls"] += 1
-        if state["failed"] or state["calls"] == 1:
-            return 0.0 if state["failed"] else s.val0  # after a failure the remaining steps are skipped
-        accuracy = s.val(model)
-        if accuracy >= s.floor:
-            state["best"] = (state["calls"] - 1, copy.deepcopy(model.state_dict()))
-        else:
-            state["failed"] = True
-        return accuracy
 
-    iterative_magnitude_prune(s.model, s.budget.sparsities, fine_tune=ft, evaluate=val, scope="global")
-    if state["best"] is None:
-        return Outcome(copy.deepcopy(s.model), "none passed", 0, 1)
-    steps, weights = state["best"]
-    model = copy.deepcopy(s.model)
-    model.load_state_dict(weights)
-    tried = min(steps + 1, len(s.budget.sparsities))
-    return Outcome(model, f"sparsity {s.budget.sparsities[steps - 1]:.3f} (step {steps})", steps * s.budget.ft_epochs, tried)
+def _hidden(model: nn.Module) -> tuple[str, ...]:
+    return tuple(n.rpartition(".")[0] for n in prunable_parameters(model))[:-1]  # the output layer's neurons are the classes
+
+
+def _reads_input(model: nn.Module) -> bool:
+    return isinstance(model.get_submodule(next(iter(prunable_parameters(model))).rpartition(".")[0]), nn.Linear)
+
+
+ROWS: dict[str, Row | Callable[[Setup], Outcome]] = {
+    MAGNITUDE: Row("magnitude", lambda b, m: {"sparsity": b.sparsities, "scope": "global"}),
+    "torch.nn.utils.prune global L1 (peer)": lambda s: torch_global_l1(s),  # the peer library: not a dnnergy method
+    "structured, ThiNet + LS (physical)": Row(
+        "structured", lambda b, m: {"criterion": "reconstruction", "reconstruct": True, "samples": b.calibration},
+        grid=lambda b: b.ratios),
+    EAP: Row("eap", lambda b, m: {**b.eap, "calibration": b.calibration}),
+    ELIMINATION: Row("eliminate", lambda b, m: {"layer": _hidden(m), "steps": b.sweep_points, "samples": b.calibration}),
+    ELIMINATION_INPUTS: Row("eliminate", lambda b, m: {"layer": (INPUTS, *_hidden(m)), "steps": b.sweep_points,
+                                                       "samples": b.calibration}, applies=_reads_input),
+}
+
+
+def run_row(s: Setup, row: Row) -> Outcome:
+    """Run a registered method (or search its strongest strength) on the setup's context."""
+    params = row.params(s.budget, s.model)
+    if row.grid is None:
+        result = run(s.model, row.method, s.context, **params)
+        trials, strength = len(result.record.steps), result.record.summary
+    else:
+        found = strongest(s.model, s.context, row.method, row.grid(s.budget), params=params)
+        if found.result is None:
+            return Outcome(copy.deepcopy(s.model), "none passed", s.budget.ft_epochs * len(s.curve), found.trials)
+        result, trials = found.result, found.trials
+        strength = f"{found.strength:.3f}: {result.record.summary}"
+    return Outcome(result.model, strength, s.budget.ft_epochs * len(s.curve), trials, _stop_note(result.record))
+
+
+def _stop_note(record: Record) -> tuple[str, ...]:
+    """For a search that stopped at a plan past the budget (neuron elimination): the plan kept and the one that stopped it."""
+    tried = record.info.get("tried", [])
+    if not tried:
+        return ()
+    if record.steps[-1].accepted:
+        return (f"{record.summary}; every layer reached one neuron",)
+    last = tried[-1]
+    return (f"{record.summary}; stopped by {last['info']['plan']} at val {last['val_accuracy']:.3f}",)
 
 
 def torch_global_l1(s: Setup) -> Outcome:
-    """The peer baseline: one-shot ``torch.nn.utils.prune.global_unstructured(L1Unstructured)`` at a
-    sparsity, then the same masked fine-tuning as one step of the other methods."""
-    def trial(sparsity):
+    """The peer baseline: one-shot ``torch.nn.utils.prune.global_unstructured(L1Unstructured)`` at a sparsity
+    (binary search of the sparsity grid), then the same masked fine-tuning as one step of the other methods."""
+    def trial(sparsity: float) -> tuple[float, nn.Module]:
         model = copy.deepcopy(s.model)
         params = [(model.get_submodule(n.rpartition(".")[0]), "weight") for n in prunable_parameters(model)]
         torch_prune.global_unstructured(params, pruning_method=torch_prune.L1Unstructured, amount=sparsity)
         masks = Masks.from_torch_prune(model, reversible=False)
-        s.ft(model, masks)
+        s.context.fine_tune(model)
         masks.remove()
-        return s.val(model), model
+        return evaluate(model, s.data.val), model
 
-    best, runs = _largest_passing(s.budget.sparsities, trial, s.floor)
+    best, runs = largest_within(s.budget.sparsities, trial, s.context.floor())
     if best is None:
-        return Outcome(copy.deepcopy(s.model), "none passed", 0, runs)
-    return Outcome(best[1], f"sparsity {best[0]:.3f} (one shot)", s.budget.ft_epochs, runs)
-
-
-def structured(s: Setup) -> Outcome:
-    """ThiNet-style channel/neuron removal (reconstruction criterion + least-squares refit of the
-    consumers), one ratio for every group, physically removed, then fine-tuned."""
-    shape = (1, *s.data.input_shape)
-
-    def trial(ratio):
-        model, _ = prune_structured(s.model, shape, StructuredConfig(criterion="reconstruction", ratio=ratio,
-                                                                     reconstruct=True, samples=s.budget.calibration),
-                                    data=s.calibration)
-        s.ft(model, None)
-        return s.val(model), model
-
-    best, runs = _largest_passing(s.budget.ratios, trial, s.floor)
-    if best is None:
-        return Outcome(copy.deepcopy(s.model), "none passed", 0, runs)
-    return Outcome(best[1], f"channel ratio {best[0]:.3f}", s.budget.ft_epochs, runs)
-
-
-def energy_aware(s: Setup) -> Outcome:
-    """Yang et al. 2017: layers by eyeriss energy (highest first), output-error (OBS) selection +
-    least-squares restore per layer, global fine-tuning, iterated while validation holds the floor."""
-    model, record = energy_aware_prune(s.model, evaluate=s.val, calibration=s.calibration, energy_fn=s.steer,
-                                       fine_tune=s.ft, config=s.budget.eap)
-    tuned = sum(1 for step in record.steps if step.fine_tuned and step.accepted)
-    iterations = len(record.order)
-    order = " > ".join(record.order[0]) if record.order else ""
-    return Outcome(model, f"{iterations} iteration(s), order {order}", tuned * s.budget.ft_epochs,
-                   sum(1 for step in record.steps if not step.fine_tuned))
-
-
-def _elimination_layers(model: nn.Module) -> list[str]:
-    layers = [n.rpartition(".")[0] for n in prunable_parameters(model)]
-    return layers[:-1]  # the output layer's neurons are the classes
-
-
-def _eliminate(s: Setup, layers: list[str]) -> Outcome:
-    """Seed 002, Algorithms 1 and 2 over several layers, no retraining: ``elimination_search`` lowers one
-    layer's p at a time (step about n / sweep_points) by eyeriss energy saved per output distortion and
-    stops at the first plan whose validation accuracy falls below the floor."""
-    search = elimination_search(s.model, s.calibration, s.val, s.steer, layers=layers, threshold=s.max_drop,
-                                steps=s.budget.sweep_points, samples=s.budget.calibration)
-    model, _ = eliminate_plan(s.model, s.calibration, search.plan, samples=s.budget.calibration)
-    plan = ", ".join(f"{k}: {n} -> {search.plan[k]}" for k, n in search.sizes)
-    stop = (f"stopped by {dict(search.stopped_by.plan)} at val {search.stopped_by.accuracy:.3f}"
-            if search.stopped_by else "every layer reached one neuron")
-    return Outcome(model, plan, 0, len(search.accepted) + (search.stopped_by is not None), [f"{plan}; {stop}"])
-
-
-def neuron_elimination(s: Setup) -> Outcome:
-    """The hidden layers only, as seed 002."""
-    return _eliminate(s, _elimination_layers(s.model))
-
-
-def neuron_and_input_elimination(s: Setup) -> Outcome | None:
-    """The hidden layers and the input features of the first layer (an extension of seed 002);
-    ``None`` (no row) when the first layer is not a Linear layer reading the input."""
-    first = s.model.get_submodule(next(iter(prunable_parameters(s.model))).rpartition(".")[0])
-    return _eliminate(s, [INPUTS, *_elimination_layers(s.model)]) if isinstance(first, nn.Linear) else None
-
-
-METHODS: dict[str, Callable[[Setup], Outcome | None]] = {
-    "magnitude, iterative (Han 2015)": magnitude,
-    "torch.nn.utils.prune global L1 (peer)": torch_global_l1,
-    "structured, ThiNet + LS (physical)": structured,
-    "energy-aware (Yang 2017)": energy_aware,
-    ELIMINATION: neuron_elimination,
-    ELIMINATION_INPUTS: neuron_and_input_elimination,
-}
+        return Outcome(copy.deepcopy(s.model), "none passed", s.budget.ft_epochs * len(s.curve), runs)
+    return Outcome(best[1], f"sparsity {best[0]:.3f} (one shot)", s.budget.ft_epochs * len(s.curve), runs)
 
 
 # -- models and budgets ----------------------------------------------------------------------------
@@ -306,11 +250,13 @@ class TinyCNN(nn.Module):
 
 _GRID = (0.5, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98)
 _RATIOS = (0.25, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+_EAP = {"step": 0.2, "rounds": 1, "max_iterations": 8}
+_QUICK_EAP = {"step": 0.2, "rounds": 1, "max_iterations": 1}
 BUDGETS = {
-    "lenet300": Budget(3, _GRID, _RATIOS, EAPConfig(accuracy_drop=0.01, step=0.2, rounds=1, max_iterations=8), 25, 2000),
-    "lenet5": Budget(1, _GRID, _RATIOS, EAPConfig(accuracy_drop=0.01, step=0.2, rounds=1, max_iterations=8), 25, 2000),
-    "mlp": Budget(2, (0.5, 0.7, 0.8, 0.9), (0.25, 0.5, 0.75), EAPConfig(accuracy_drop=0.01, step=0.2, rounds=1, max_iterations=1), 12, 600),
-    "cnn": Budget(1, (0.5, 0.7, 0.8, 0.9), (0.25, 0.5, 0.75), EAPConfig(accuracy_drop=0.01, step=0.2, rounds=1, max_iterations=1), 8, 600),
+    "lenet300": Budget(3, _GRID, _RATIOS, _EAP, 25, 2000),
+    "lenet5": Budget(1, _GRID, _RATIOS, _EAP, 25, 2000),
+    "mlp": Budget(2, (0.5, 0.7, 0.8, 0.9), (0.25, 0.5, 0.75), _QUICK_EAP, 12, 600),
+    "cnn": Budget(1, (0.5, 0.7, 0.8, 0.9), (0.25, 0.5, 0.75), _QUICK_EAP, 8, 600),
 }
 QUICK_MODELS = {"mlp": TinyMLP, "cnn": TinyCNN}
 
@@ -329,23 +275,16 @@ def load_model(name: str, data: Dataset) -> nn.Module:
 # -- measuring and reporting -----------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class Row:
+class Line:
+    """One line of a model's table: a row's label, its chosen model measured, its cost and its fine-tuning curve."""
+
     method: str
     strength: str
-    point: Point  # the model chosen on validation
+    point: Measured  # the model chosen on validation
     epochs: int
     trials: int
     seconds: float
-    curve: tuple[Point, ...] = ()  # every fine-tuned model the method produced on the way
-
-
-def nonzero_weights(model: nn.Module) -> int:
-    """Non-zero Linear/Conv weights (biases not counted)."""
-    return sum(int(p.count_nonzero()) for p in prunable_parameters(model).values())
-
-
-def measure(method: str, outcome: Outcome, s: Setup, seconds: float) -> Row:
-    return Row(method, outcome.strength, s.point(outcome.model), outcome.epochs, outcome.trials, seconds, tuple(s.curve))
+    curve: tuple[Measured, ...] = ()  # every fine-tuned model the method produced on the way
 
 
 def weight_ceiling(model: nn.Module, energy: EnergyObjective) -> float:
@@ -358,7 +297,7 @@ def weight_ceiling(model: nn.Module, energy: EnergyObjective) -> float:
     return energy.price(workload).total / energy.price(zeroed).total
 
 
-def table(base: Row, rows: list[Row], max_drop: float) -> str:
+def table(base: Line, rows: list[Line], max_drop: float) -> str:
     head = ("| method | strength (chosen on val) | val acc | test acc | test Δ (pts) | weights kept | weight red. "
             "| energy red. eyeriss/RS | energy red. horowitz45/WO | FT epochs | trials | time (s) |")
     lines = [head, "|" + "---|" * 12]
@@ -373,18 +312,18 @@ def table(base: Row, rows: list[Row], max_drop: float) -> str:
     return "\n".join(lines)
 
 
-def reduction(base: Point, point: Point, preset: int) -> float:
+def reduction(base: Measured, point: Measured, preset: int) -> float:
     return base.energy[preset] / point.energy[preset] if point.energy[preset] > 0 else math.inf
 
 
-def best_on_curve(base: Point, curve: tuple[Point, ...], max_drop: float, preset: int) -> Point | None:
+def best_on_curve(base: Measured, curve: tuple[Measured, ...], max_drop: float, preset: int) -> Measured | None:
     """The point of ``curve`` with the largest energy reduction on ``preset`` among those within ``max_drop``
     of the baseline's *test* accuracy (``None`` if there is none)."""
     within = [p for p in curve if p.test >= base.test - max_drop - 1e-9]
     return max(within, key=lambda p: reduction(base, p, preset), default=None)
 
 
-def curve_table(base: Point, rows: list[Row], max_drop: float, ceilings: tuple[float, ...]) -> str:
+def curve_table(base: Measured, rows: list[Line], max_drop: float, ceilings: tuple[float, ...]) -> str:
     """Per method with fine-tuned models: the strongest point of its curve within ``max_drop`` test loss, per preset."""
     head = ("| method | fine-tuned models | eyeriss/RS: energy red. (test Δ, weight red.) "
             "| horowitz45/WO: energy red. (test Δ, weight red.) |")
@@ -403,11 +342,11 @@ def curve_table(base: Point, rows: list[Row], max_drop: float, ceilings: tuple[f
     return "\n".join(lines)
 
 
-def targets(name: str, base: Row, rows: dict[str, Row], max_drop: float, ceilings: tuple[float, ...]) -> list[str]:
+def targets(name: str, base: Line, rows: dict[str, Line], max_drop: float, ceilings: tuple[float, ...]) -> list[str]:
     """Issue 4's targets for one model, met or not, with the numbers: EAP against magnitude both as chosen on
     validation and at their best test-curve points within ``max_drop``; neuron elimination against seed 002."""
     out, b, pts = [], base.point, 100 * max_drop
-    mag, eap = rows.get("magnitude, iterative (Han 2015)"), rows.get("energy-aware (Yang 2017)")
+    mag, eap = rows.get(MAGNITUDE), rows.get(EAP)
     if mag and eap:
         for i, (hw, flow) in enumerate(PRESETS):
             m, e = reduction(b, mag.point, i), reduction(b, eap.point, i)
@@ -447,25 +386,25 @@ def run_model(name: str, data: Dataset, max_drop: float, log: Callable[[str], No
     start = time.perf_counter()
     model = load_model(name, data)
     energies = tuple(per_image_energy(data.test.tensors[0][:64], hw, flow) for hw, flow in PRESETS)
-    steer = per_image_energy(data.val.tensors[0][:64], *PRESETS[0])
-    s = Setup(model, data, BUDGETS[name], max_drop, evaluate(model, data.val), steer, energies)
-    base = measure("baseline (dense)", Outcome(model, "-", 0, 0), s, 0.0)
+    s = Setup(model, data, BUDGETS[name], max_drop, energies)
+    base = Line("baseline (dense)", "-", s.measure(model), 0, 0, 0.0)
     ceilings = tuple(weight_ceiling(model, e) for e in energies)
     log(f"[{name}] baseline val {base.point.val:.3f} test {base.point.test:.3f}, {base.point.weights:,} weights, "
         f"energy/image {base.point.energy[0]:.4g} {energies[0].unit} (eyeriss), {base.point.energy[1] / 1e6:.4g} uJ "
         f"(horowitz45); unstructured ceiling {ceilings[0]:.2f}x / {ceilings[1]:.2f}x; {time.perf_counter() - start:.1f} s")
     rows, notes = {}, []
-    for method, fn in METHODS.items():
+    for label, row in ROWS.items():
+        if isinstance(row, Row) and not row.applies(model):
+            continue
         t0 = time.perf_counter()
         s.curve.clear()
-        outcome = fn(s)
-        if outcome is None:
-            continue
-        rows[method] = measure(method, outcome, s, time.perf_counter() - t0)
+        outcome = run_row(s, row) if isinstance(row, Row) else row(s)
+        rows[label] = Line(label, outcome.strength, s.measure(outcome.model), outcome.epochs, outcome.trials,
+                           time.perf_counter() - t0, tuple(s.curve))
         for note in outcome.notes:
             log(f"[{name}]   {note}")
-            notes.append(f"- {name}, {method}: {note}")
-        log(f"[{name}] {method}: {outcome.strength}; test {rows[method].point.test:.3f}; {rows[method].seconds:.1f} s")
+            notes.append(f"- {name}, {label}: {note}")
+        log(f"[{name}] {label}: {outcome.strength}; test {rows[label].point.test:.3f}; {rows[label].seconds:.1f} s")
     text = (table(base, list(rows.values()), max_drop) + "\n\nOn the test curves: every model a method fine-tuned "
             f"(each step, each strength tried), the strongest within {100 * max_drop:.0f} test point per preset (not "
             "a selection a user without test labels could make; it compares the methods at equal test accuracy):\n\n"
@@ -480,40 +419,17 @@ def budget_text(names: list[str]) -> str:
         lines.append(f"- {name}: {b.ft_epochs} fine-tuning epoch(s) (Adam, lr 3e-4, full train split) after every "
                      f"pruning step; sparsity grid {list(b.sparsities)} (magnitude walks it iteratively, the torch peer "
                      f"binary-searches it one-shot); structured ratio grid {list(b.ratios)} (binary search, one shot); "
-                     f"EAP step {b.eap.step} of the remaining weights, rounds {b.eap.rounds}, at most {b.eap.max_iterations} iterations, "
+                     f"EAP step {b.eap['step']} of the remaining weights, rounds {b.eap['rounds']}, at most "
+                     f"{b.eap['max_iterations']} iterations, "
                      f"{b.calibration} calibration images; elimination lowers p in steps of about n/{b.sweep_points} "
                      f"on {b.calibration} calibration images")
     return "\n".join(lines)
 
 
-def replace_section(text: str, body: str) -> str:
-    """``text`` with its "## Pruning" section (up to the next "## " heading) replaced by ``body``, or appended."""
-    heading = f"## {SECTION}"
-    lines = text.splitlines()
-    if heading not in lines:
-        return (text.rstrip("\n") + "\n\n" if text.strip() else "# Benchmark results\n\n") + f"{heading}\n\n{body}\n"
-    start = lines.index(heading)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "\n".join(lines[end:])
-    return "\n".join(lines[:start]) + f"\n{heading}\n\n{body}\n" + ("\n" + tail + "\n" if tail else "")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=None, help="comma-separated: lenet300,lenet5 (default), or mlp,cnn with --quick")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results file whose 'Pruning' section is replaced")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file whose 'Pruning' section is replaced")
     parser.add_argument("--quick", action="store_true", help="tiny networks on sklearn digits, small budgets (test suite)")
     parser.add_argument("--max-drop", type=float, default=0.01, help="largest validation-accuracy drop (fraction)")
     parser.add_argument("--threads", type=int, default=1,
@@ -541,12 +457,16 @@ def main(argv: list[str] | None = None) -> int:
         f"({os.cpu_count()} CPU(s), shared; torch {torch.__version__}, {args.threads} threads, Python "
         f"{platform.python_version()}). Dataset {data.name}: {len(data.train)} / {len(data.val)} / {len(data.test)} "
         f"train / val / test images.",
-        "Every method runs at the most aggressive strength whose **validation** accuracy stays within "
-        f"{100 * args.max_drop:.0f} point of the baseline's; the table reports **test** accuracy († = test loss above "
+        "Every method runs through the compression contract (`dnnergy.compress.run`, or `dnnergy.explore.strongest` "
+        "for a one-shot method whose strength is searched) at the most aggressive strength whose **validation** "
+        f"accuracy stays within {100 * args.max_drop:.0f} point of the baseline's; the table reports **test** "
+        f"accuracy († = test loss above "
         f"{100 * args.max_drop:.0f} point). Weights = non-zero Linear/Conv weights. Energy = one image (batch 1) with "
         "densities measured on 64 test images by `dnnergy.trace(..., measure=True)`, `dnnergy.energy.estimate` with "
         "zero gating + RLC DRAM coding, `non_mac=\"exclude\"`; reduction = baseline / pruned, the same function for "
-        "every row. Time = wall-clock seconds of the method including its strength search and fine-tuning.",
+        "every row. FT epochs = all fine-tuning epochs the method ran (kept or undone); trials = the decisions it "
+        "recorded (strengths, layer steps, plans tried). Time = wall-clock seconds of the method including its "
+        "strength search and fine-tuning.",
         *parts,
         "Budgets:\n\n" + budget_text(names),
         "Neuron elimination plans (the accepted plan, and the move that ended the search):\n\n"
@@ -554,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         "Targets (issue 4):\n\n" + "\n".join(goals),
     ])
     print(f"## {SECTION}\n\n{body}")
-    write_atomically(args.out, replace_section(args.out.read_text(encoding="utf-8") if args.out.exists() else "", body))
+    write_section(SECTION, body, args.out)
     print(f"wrote the '{SECTION}' section of {args.out}", file=sys.stderr)
     return 0
 

@@ -16,9 +16,7 @@ import copy
 import io
 import os
 import platform
-import re
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,7 +31,8 @@ from dnnergy import zoo
 
 SECTION = "Trace speed"
 TARGET_SPEEDUP = 5.0
-DEFAULT_RESULTS = Path(__file__).resolve().parent / "results.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import RESULTS as DEFAULT_RESULTS, write_section  # noqa: E402
 
 
 def best_time(run: Callable[[], int], repeats: int, prepare: Callable[[], object] | None = None) -> tuple[float, float, int]:
@@ -129,28 +128,6 @@ def render(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(text: str, title: str, body: str) -> str:
-    """``text`` with the ``## title`` section's body replaced (appended if absent)."""
-    block = f"## {title}\n\n{body}"
-    pattern = re.compile(rf"^## {re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        return pattern.sub(lambda _m: block + "\n", text, count=1).rstrip("\n") + "\n"
-    prefix = text.rstrip("\n") + "\n\n" if text.strip() else "# Benchmark results\n\n"
-    return prefix + block
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per counter; the best is kept (default 3)")
@@ -169,9 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     result["command"] = " ".join(["python benchmarks/trace_speed.py", *(sys.argv[1:] if argv is None else argv)])
     body = render(result)
     print(f"## {SECTION}\n\n{body}")
-    results = args.results
-    write_atomically(results, replace_section(results.read_text() if results.exists() else "", SECTION, body))
-    print(f"wrote the '{SECTION}' section of {results}")
+    write_section(SECTION, body, args.results)
+    print(f"wrote the '{SECTION}' section of {args.results}")
     return 0
 
 

@@ -117,7 +117,7 @@ def _benchmark_module():
 
 def test_best_on_curve_takes_the_largest_reduction_within_the_test_budget():
     bench = _benchmark_module()
-    P = bench.Point
+    P = bench.Measured
     base = P(val=0.95, test=0.960, weights=100, energy=(100.0, 1000.0))
     curve = (P(0.95, 0.958, 50, (50.0, 400.0)),   # -0.2: 2x / 2.5x
              P(0.94, 0.951, 20, (40.0, 100.0)),   # -0.9: 2.5x / 10x

@@ -1,0 +1,33 @@
+"""The benchmarks' shared output: replace one ``## section`` of benchmarks/results.md, atomically."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dnnergy.io import atomic_write
+
+__all__ = ["RESULTS", "replace_section", "write_section"]
+
+#: The results file every benchmark updates (one section each).
+RESULTS = Path(__file__).resolve().with_name("results.md")
+
+
+def replace_section(text: str, title: str, body: str) -> str:
+    """``text`` with the ``## title`` section's body replaced (appended if absent); other sections untouched.
+
+    Example: ``replace_section("# R\\n\\n## A\\n\\nold\\n", "A", "new")`` is ``"# R\\n\\n## A\\n\\nnew\\n"``.
+    """
+    block = f"## {title}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        return pattern.sub(lambda _m: block + "\n", text, count=1).rstrip("\n") + "\n"
+    prefix = text.rstrip("\n") + "\n\n" if text.strip() else "# Benchmark results\n\n"
+    return prefix + block
+
+
+def write_section(title: str, body: str, path: Path = RESULTS) -> Path:
+    """Replace the ``## title`` section of ``path`` (created if missing) with ``body``, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return atomic_write(path, replace_section(text, title, body))
