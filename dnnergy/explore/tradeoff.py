@@ -58,7 +58,7 @@ def _run(task: _Task) -> Point:
 
 
 def _tasks(model: nn.Module, context: CompressionContext, method: str, strengths: Sequence[float], layers: Sequence[str],
-           params: Mapping[str, Any] | None, latency: bool) -> list[_Task]:
+           params: Mapping[str, Any] | None, latency: bool, executor: Any) -> list[_Task]:
     spec = get_method(method)
     if spec.strength is None:
         raise UserInputError(f"tradeoff: method {method!r} has no strength to sweep (sweepable: methods registered with strength=)")
@@ -68,6 +68,8 @@ def _tasks(model: nn.Module, context: CompressionContext, method: str, strengths
     if not values:
         raise UserInputError("tradeoff: strengths must list at least one value, e.g. (0.0, 0.5, 0.9)")
     free = context.replace(max_accuracy_drop=None, reference_accuracy=None)
+    if executor is not None:  # tasks may cross processes: a progress display stays in this one
+        free = free.replace(progress=None)
     before = free.measure(model, label="before")
     return [_Task(model, free, method, dict(params or {}), s, layer, before, latency) for layer in layers for s in values]
 
@@ -80,10 +82,11 @@ def tradeoff(model: nn.Module, context: CompressionContext, method: str, strengt
     ``magnitude``, channel ratio for ``structured``, threshold for ``activation``);
     ``params`` are its other keyword parameters. Points carry validation and test
     accuracy, energy (the context's objective), counts, bytes and (``latency``) batch-1
-    CPU seconds. ``executor`` has ``map(fn, tasks)`` (default :class:`LocalExecutor`).
-    The input model is not changed.
+    CPU seconds. ``executor`` has ``map(fn, tasks)`` (default :class:`LocalExecutor`, which
+    keeps the context's progress callback; another executor gets tasks without it, so
+    they pickle). The input model is not changed.
     """
-    tasks = _tasks(model, context, method, strengths, [""], params, latency)
+    tasks = _tasks(model, context, method, strengths, [""], params, latency, executor)
     return list((executor or LocalExecutor()).map(_run, tasks))
 
 
@@ -97,7 +100,7 @@ def layer_curves(model: nn.Module, context: CompressionContext, method: str, str
     """
     if not layers:
         raise UserInputError("layer_curves: name at least one layer (module path such as 'fc1')")
-    tasks = _tasks(model, context, method, strengths, list(layers), params, latency)
+    tasks = _tasks(model, context, method, strengths, list(layers), params, latency, executor)
     points = list((executor or LocalExecutor()).map(_run, tasks))
     per = len(points) // len(layers)
     return {layer: points[i * per:(i + 1) * per] for i, layer in enumerate(layers)}
