@@ -198,13 +198,14 @@ def tradeoff(
 def methods(pattern: str = typer.Argument("*", help="Only names matching this wildcard pattern.")) -> None:
     """List the compression methods with their parameters and defaults."""
     from ..compress import get_method, list_methods
+    from ._params import as_text, describe
 
     for name in list_methods(pattern):
         spec = get_method(name)
         sweep = f" (sweeps --{spec.strength.replace('_', '-')})" if spec.strength else ""
         typer.echo(f"{name}{sweep}: {spec.summary}")
         for p in spec.params:
-            typer.echo(f"    --{p.name.replace('_', '-')} {p.default!r}")
+            typer.echo(f"    --{p.name.replace('_', '-')} {as_text(p.default)}    ({describe(p.annotation)})")
 
 
 @app.command()

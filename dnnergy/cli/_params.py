@@ -17,7 +17,7 @@ from typing import Any, Literal, Sequence
 from ..compress import Method
 from ..errors import UserInputError
 
-__all__ = ["method_options", "convert"]
+__all__ = ["method_options", "convert", "as_text", "describe"]
 
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
@@ -99,6 +99,22 @@ def _as(text: str, kind: Any) -> Any:
     if kind is Any:
         return text
     raise TypeError(f"unsupported parameter type {kind!r}")
+
+
+def as_text(value: Any) -> str:
+    """A parameter value as one would type it: ``(0.5, 0.9) -> "0.5,0.9"``, ``None -> "none"``, ``{"fc1": 40} -> "fc1=40"``."""
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(as_text(v) for v in value) or "(empty)"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={as_text(v)}" for k, v in value.items()) or "(empty)"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def describe(annotation: Any) -> str:
+    """What a parameter of type ``annotation`` accepts, in words (``"float or a comma-separated list of float"``)."""
+    return _describe(annotation)
 
 
 def _describe(annotation: Any) -> str:

@@ -78,7 +78,7 @@ def test_compress_human_output_and_chained_methods(cli, factory):
 
 def test_compress_eliminates_several_layers_and_input_features(cli, tmp_path, factory):
     code, stdout, err = cli("compress", factory, "--method", "eliminate", "--layer", "inputs,1,3", "--data", "digits",
-                            "--max-accuracy-drop", "3", "--json")
+                            "--max-accuracy-drop", "3", "--steps", "8", "--samples", "400", "--json")
     assert code == 0, err
     record = json.loads(stdout)
     plan = record["info"]["plan"]
@@ -129,7 +129,9 @@ def test_methods_lists_every_registered_method_with_its_parameters(cli):
     assert code == 0, err
     for name in dnnergy.list_methods():
         assert f"\n{name}" in "\n" + stdout
-    assert "magnitude (sweeps --sparsity)" in stdout and "    --scope 'layer'" in stdout
+    assert "magnitude (sweeps --sparsity)" in stdout and "    --scope layer    ('layer' or 'global')" in stdout
+    assert "    --sparsity 0.5,0.75,0.9,0.95    (float or a comma-separated list of float)" in stdout
+    assert "    --plan none    (name=value pairs, comma-separated or none)" in stdout
     code, stdout, _ = cli("methods", "struct*")
     assert stdout.startswith("structured (sweeps --ratio)") and "magnitude" not in stdout
 
