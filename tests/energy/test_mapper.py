@@ -105,6 +105,7 @@ def test_registered_search_reports_its_mapping():
     assert cost(searched) <= cost(default)
 
 
+@pytest.mark.slow
 def test_benchmark_script_runs_quick(tmp_path):
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "estimate_speed.py"
     out = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300, check=True)

@@ -441,6 +441,7 @@ def test_the_comparison_sees_the_models_it_should():
 # -- the speed benchmark runs -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_trace_speed_benchmark_quick_run(tmp_path):
     results = tmp_path / "results.md"
     results.write_text("# Benchmark results\n\n## Estimate speed\n\nkept\n\n## Trace speed\n\nstale\n\n## Other\n\nalso kept\n")
