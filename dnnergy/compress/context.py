@@ -125,6 +125,13 @@ class CompressionContext:
             raise UserInputError("CompressionContext: the budget needs reference_accuracy (set by compress.run and every method)")
         return self.reference_accuracy - self.max_accuracy_drop
 
+    def with_reference(self, accuracy: float) -> "CompressionContext":
+        """This context with the budget measured from ``accuracy`` (validation, a fraction), unless it has a
+        reference already or no budget. Methods and chains call it with their input model's accuracy."""
+        if self.reference_accuracy is not None or self.max_accuracy_drop is None:
+            return self
+        return self.replace(reference_accuracy=accuracy)
+
     def within_budget(self, accuracy: float) -> bool:
         """True when ``accuracy`` (validation, a fraction) is at or above :meth:`floor`."""
         return accuracy >= self.floor()

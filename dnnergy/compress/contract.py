@@ -115,8 +115,7 @@ class Method:
         start = time.perf_counter()
         work = copy.deepcopy(model)
         before = before or context.measure(work, label="before")
-        if context.reference_accuracy is None and context.max_accuracy_drop is not None:
-            context = context.replace(reference_accuracy=before.val_accuracy)
+        context = context.with_reference(before.val_accuracy)
         outcome = self.impl(work, context, **params)
         if not isinstance(outcome, Outcome):
             raise TypeError(f"method {self.name!r} returned {type(outcome).__name__}; implementations return Outcome")
@@ -216,8 +215,7 @@ def run(model: nn.Module, methods: str | Sequence[str | Method], context: Compre
         return chain[0].apply(model, context, own(chain[0]))
     start = time.perf_counter()
     before = context.measure(model, label="before")
-    if context.reference_accuracy is None and context.max_accuracy_drop is not None:
-        context = context.replace(reference_accuracy=before.val_accuracy)
+    context = context.with_reference(before.val_accuracy)
     results, current, point = [], model, before
     for method in chain:
         result = method.apply(current, context, own(method), before=point)

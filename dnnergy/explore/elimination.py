@@ -36,10 +36,10 @@ def _point(context: CompressionContext, model: nn.Module, plan: dict[str, int], 
 
 
 def _with_reference(context: CompressionContext, model: nn.Module) -> CompressionContext:
-    """``context`` whose budget is measured from ``model`` unless a reference accuracy is set already."""
+    """``context`` whose budget is measured from ``model`` unless it has a reference (or no budget) already."""
     if context.max_accuracy_drop is None or context.reference_accuracy is not None:
         return context
-    return context.replace(reference_accuracy=context.evaluate(model))
+    return context.with_reference(context.evaluate(model))
 
 
 def elimination_sweep(model: nn.Module, context: CompressionContext, layer: str, *, step: int = 1,

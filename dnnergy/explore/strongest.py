@@ -60,7 +60,7 @@ def strongest(model: nn.Module, context: CompressionContext, method: str, grid: 
         raise UserInputError(f"strongest: method {method!r} has no strength parameter to search")
     context.require("max_accuracy_drop", "strongest")
     before = context.measure(model, label="before")
-    budget = context.replace(reference_accuracy=before.val_accuracy)
+    budget = context.with_reference(before.val_accuracy)
     free = context.replace(max_accuracy_drop=None, reference_accuracy=None)
 
     def trial(strength: float) -> tuple[float, Result]:

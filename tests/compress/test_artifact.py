@@ -97,6 +97,9 @@ def test_context_budget(digits):
     with pytest.raises(UserInputError, match="the budget needs reference_accuracy"):
         context.floor()
     assert context.replace(reference_accuracy=0.9).floor() == pytest.approx(0.88)  # 0.90 - 0.02
+    assert context.with_reference(0.9).reference_accuracy == 0.9
+    assert context.with_reference(0.9).with_reference(0.5).reference_accuracy == 0.9  # the first reference stays
+    assert context.replace(max_accuracy_drop=None).with_reference(0.9).reference_accuracy is None
     assert context.replace(max_accuracy_drop=None).within_budget(0.0)
     with pytest.raises(UserInputError, match="eap needs an energy objective"):
         context.require("energy", "eap")
