@@ -1,4 +1,4 @@
-"""The ``dnnergy`` command: summary, zoo, estimate, compress, tradeoff, demo.
+"""The ``dnnergy`` command: summary, zoo, estimate, methods, compress, tradeoff, demo.
 
 User errors (a bad shape, an unknown model, a missing file) print one line
 ``error: ...`` on stderr and exit with status 2, without a traceback.
