@@ -119,7 +119,7 @@ def compress(
     Method parameters are options named after them, e.g. `--method magnitude --sparsity
     0.5,0.9 --scope global` or `--method structured --criterion l1 --ratio 0.5`.
     """
-    from ..compress import parse_chain, run
+    from ..compress import check_params, parse_chain, run
     from ..report import budget_lines, record_table
     from ._format import console, render
     from ._params import method_options
@@ -127,6 +127,7 @@ def compress(
 
     chain = parse_chain(method)
     params = method_options(ctx.args, chain)
+    check_params(chain, params)  # bad values fail here, before a model is loaded or trained
     if out and not Path(out).resolve().parent.is_dir():
         raise UserError(f"cannot write {out}: folder {Path(out).resolve().parent} does not exist")
     options = dict(data=data, hardware=hardware, dataflow=dataflow, weights=weights, epochs=epochs,
@@ -179,6 +180,8 @@ def tradeoff(
     values = [convert(v, annotation, spec.strength) for v in strengths.split(",") if v.strip()]
     if not values:
         raise UserError(f"--strengths takes comma-separated values of {spec.strength} (got {strengths!r})")
+    for value in values:  # bad values fail here, before a model is loaded or trained
+        spec.check({**params, spec.strength: value})
     options = dict(data=data, hardware=hardware, dataflow=dataflow, weights=weights, epochs=epochs, max_accuracy_drop=None)
     with watched_job(model, f"sweeping {method}", **options) as job:
         points = sweep(job.model, job.context, method, values, params=params)

@@ -16,7 +16,19 @@ See docs/compression.md and docs/compression-structured.md.
 """
 
 from .context import CompressionContext, Event
-from .contract import METHODS, Method, Outcome, Param, Result, get_method, list_methods, parse_chain, register_method, run
+from .contract import (
+    METHODS,
+    Method,
+    Outcome,
+    Param,
+    Result,
+    check_params,
+    get_method,
+    list_methods,
+    parse_chain,
+    register_method,
+    run,
+)
 from .edits import EditLog, register_module, replay
 from .record import Record, Step
 from .selection import PRUNABLE_MODULES, LayerSparsity, lowest_score_masks, prunable_parameters, weight_sparsity
@@ -40,6 +52,7 @@ __all__ = [
     "list_methods",
     "get_method",
     "parse_chain",
+    "check_params",
     "run",
     # state a compressed model carries
     "WeightTransform",

@@ -79,7 +79,16 @@ def prune_activations(model: nn.Module, threshold: float | Mapping[str, float]) 
     return pruned
 
 
-@register_method("activation", strength="threshold")
+def _thresholds(threshold: float | tuple[float, ...]) -> tuple[float, ...]:
+    """A threshold or an increasing schedule of them, each a finite number >= 0 (a clear error otherwise)."""
+    schedule = (threshold,) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else tuple(threshold)
+    if (not schedule or any(isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < math.inf for t in schedule)
+            or any(b < a for a, b in zip(schedule, schedule[1:]))):
+        raise UserInputError(f"activation: threshold must be a number >= 0 or an increasing schedule of them (got {threshold!r})")
+    return schedule
+
+
+@register_method("activation", strength="threshold", check=_thresholds)
 def activation(model: nn.Module, context: CompressionContext, *,
                threshold: float | tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)) -> Outcome:
     """Albericio et al. 2016 (Cnvlutin): every ReLU also zeroes activations at or below a threshold (no retraining).
@@ -88,9 +97,7 @@ def activation(model: nn.Module, context: CompressionContext, *,
     until validation accuracy leaves the budget (the last threshold within it is kept).
     The extra zeros gate MACs and shrink coded DRAM traffic in the energy estimate.
     """
-    schedule = (threshold,) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else tuple(threshold)
-    if not schedule or any(b < a for a, b in zip(schedule, schedule[1:])):
-        raise UserInputError(f"activation: threshold must be a number >= 0 or an increasing schedule (got {threshold!r})")
+    schedule = _thresholds(threshold)
     steps, kept = [], None
     for i, value in enumerate(schedule):
         accuracy = context.evaluate(prune_activations(model, value))

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from ..errors import UserInputError
 from .context import CompressionContext
 from .contract import Outcome, register_method
-from .schedule import prune_on_schedule, schedule_of
+from .schedule import prune_on_schedule, schedule_check, schedule_of
 from .selection import lowest_score_masks, prunable_parameters
 
 __all__ = ["balanced_keep", "simd_keep", "balanced_masks", "simd_masks", "balanced", "simd"]
@@ -110,7 +110,7 @@ def simd_masks(model: nn.Module, sparsity: float, width: int, names: Iterable[st
     return {name: simd_keep(param, sparsity, width) for name, param in prunable_parameters(model, names).items()}
 
 
-@register_method("balanced", strength="sparsity")
+@register_method("balanced", strength="sparsity", check=schedule_check("balanced", "blocks"))
 def balanced(model: nn.Module, context: CompressionContext, *, sparsity: float | tuple[float, ...] = (0.5, 0.75, 0.9),
              blocks: int = 4, layout: Layout = "contiguous", layers: tuple[str, ...] = ()) -> Outcome:
     """Han et al. (ESE, FPGA 2017): load-balance-aware pruning, every PE's rows keep the same number of weights.
@@ -132,7 +132,7 @@ def balanced(model: nn.Module, context: CompressionContext, *, sparsity: float |
                                info={**outcome.info, "dense": dense})
 
 
-@register_method("simd", strength="sparsity")
+@register_method("simd", strength="sparsity", check=schedule_check("simd", "width"))
 def simd(model: nn.Module, context: CompressionContext, *, sparsity: float | tuple[float, ...] = (0.5, 0.75, 0.9),
          width: int = 4, layers: tuple[str, ...] = ()) -> Outcome:
     """Yu et al. (Scalpel, ISCA 2017): prune aligned groups of ``width`` weights of a row (one SIMD load) by L2 norm.

@@ -43,7 +43,7 @@ from .context import CompressionContext
 from .record import Record, Step, plain
 
 __all__ = ["Outcome", "Result", "Param", "Method", "METHODS", "register_method", "list_methods", "get_method", "run",
-           "parse_chain"]
+           "parse_chain", "check_params", "require_positive"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +88,7 @@ class Method:
     strength: str | None
     params: tuple[Param, ...]
     doc: str
+    checker: Callable[..., object] | None = None
 
     @property
     def summary(self) -> str:
@@ -97,6 +98,14 @@ class Method:
     def takes(self, name: str) -> bool:
         """True when the method has a keyword parameter ``name``."""
         return any(p.name == name for p in self.params)
+
+    def check(self, params: Mapping[str, Any]) -> None:
+        """Refuse unknown parameters and bad values (the method's own check) before any work starts."""
+        unknown = [k for k in params if not self.takes(k)]
+        if unknown:
+            raise UserInputError(f"{self.name}: no parameter {unknown[0]!r}; it takes {_signature(self)}")
+        if self.checker is not None:
+            self.checker(**{**{p.name: p.default for p in self.params}, **params})
 
     def __call__(self, model: nn.Module, context: CompressionContext, **params: Any) -> Result:
         return self.apply(model, context, params)
@@ -109,9 +118,7 @@ class Method:
             raise UserInputError(f"{self.name}: model must be a torch.nn.Module (got {type(model).__name__})")
         if not isinstance(context, CompressionContext):
             raise UserInputError(f"{self.name}: context must be a CompressionContext (got {type(context).__name__})")
-        unknown = [k for k in params if not self.takes(k)]
-        if unknown:
-            raise UserInputError(f"{self.name}: no parameter {unknown[0]!r}; it takes {_signature(self)}")
+        self.check(params)
         start = time.perf_counter()
         work = copy.deepcopy(model)
         before = before or context.measure(work, label="before")
@@ -131,24 +138,36 @@ class Method:
 METHODS: Registry[Method] = Registry("compression method")
 
 
-def register_method(name: str | None = None, *, strength: str | None = None, aliases: Sequence[str] = (),
-                    override: bool = False) -> Callable[[Callable[..., Outcome]], Method]:
+def register_method(name: str | None = None, *, strength: str | None = None, check: Callable[..., object] | None = None,
+                    aliases: Sequence[str] = (), override: bool = False) -> Callable[[Callable[..., Outcome]], Method]:
     """Decorator: register ``impl(model, context, *, **params) -> Outcome`` as a method and return its :class:`Method`.
 
     ``name`` defaults to the function's name; ``strength`` names the keyword parameter a
-    trade-off sweep varies. Every parameter after ``context`` must be keyword-only with
+    trade-off sweep varies; ``check(**params)`` (every parameter, defaults filled in)
+    raises :class:`UserInputError` for bad values, so a command line fails before it
+    loads or trains anything. Every parameter after ``context`` must be keyword-only with
     a default, so a method runs with no parameters at all. Raises ``TypeError`` for
     another signature and ``RuntimeError`` for a taken name (unless ``override=True``).
     """
 
     def decorate(impl: Callable[..., Outcome]) -> Method:
         key = name or impl.__name__
-        method = Method(key, impl, strength, _params(key, impl), inspect.getdoc(impl) or "")
+        method = Method(key, impl, strength, _params(key, impl), inspect.getdoc(impl) or "", check)
         if strength is not None and not method.takes(strength):
             raise TypeError(f"register_method({key!r}): strength {strength!r} is not one of its parameters")
         return METHODS.add(key, method, aliases=aliases, override=override)
 
     return decorate
+
+
+def require_positive(method: str, **values: Any) -> None:
+    """Raise :class:`UserInputError` naming ``method`` and the parameter for any value that is not an int >= 1.
+
+    Example: ``require_positive("eap", calibration=0)`` raises "eap: calibration must be a positive int (got 0)".
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserInputError(f"{method}: {name} must be a positive int (got {value!r})")
 
 
 def _params(name: str, impl: Callable) -> tuple[Param, ...]:
@@ -192,6 +211,23 @@ def parse_chain(methods: str | Sequence[str | Method]) -> list[Method]:
     return [m if isinstance(m, Method) else get_method(m) for m in names]
 
 
+def check_params(methods: str | Sequence[str | Method], params: Mapping[str, Any]) -> list[Method]:
+    """The chain's methods, after checking ``params`` before any work: each must be taken by some method of the
+    chain (:class:`UserInputError` saying what each takes otherwise) and pass that method's own check."""
+    chain = parse_chain(methods)
+    for key in params:
+        if not any(m.takes(key) for m in chain):
+            takes = "; ".join(f"{m.name} takes {_signature(m)}" for m in chain)
+            raise UserInputError(f"no method of {','.join(m.name for m in chain)!r} takes a parameter {key!r} ({takes})")
+    for method in chain:
+        method.check(_own(method, params))
+    return chain
+
+
+def _own(method: Method, params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if method.takes(k)}
+
+
 def run(model: nn.Module, methods: str | Sequence[str | Method], context: CompressionContext, **params: Any) -> Result:
     """Run one method or a chain (``"magnitude,structured"``) on a copy of ``model``.
 
@@ -202,23 +238,15 @@ def run(model: nn.Module, methods: str | Sequence[str | Method], context: Compre
     ``before``, the last stage's ``after``, every step, and one record per stage in
     ``stages``.
     """
-    chain = parse_chain(methods)
-    for key in params:
-        if not any(m.takes(key) for m in chain):
-            takes = "; ".join(f"{m.name} takes {_signature(m)}" for m in chain)
-            raise UserInputError(f"no method of {','.join(m.name for m in chain)!r} takes a parameter {key!r} ({takes})")
-
-    def own(method: Method) -> dict[str, Any]:
-        return {k: v for k, v in params.items() if method.takes(k)}
-
+    chain = check_params(methods, params)
     if len(chain) == 1:
-        return chain[0].apply(model, context, own(chain[0]))
+        return chain[0].apply(model, context, _own(chain[0], params))
     start = time.perf_counter()
     before = context.measure(model, label="before")
     context = context.with_reference(before.val_accuracy)
     results, current, point = [], model, before
     for method in chain:
-        result = method.apply(current, context, own(method), before=point)
+        result = method.apply(current, context, _own(method, params), before=point)
         results.append(result)
         current, point = result.model, result.record.after
     records = [r.record for r in results]

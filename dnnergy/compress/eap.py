@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..errors import UserInputError
 from .context import CompressionContext
-from .contract import Outcome, register_method
+from .contract import Outcome, register_method, require_positive
 from .reconstruct import input_gram, least_squares, set_weight_rows, weight_rows
 from .record import Step
 from .selection import prunable_parameters, weight_sparsity
@@ -161,7 +161,12 @@ def layer_energies(model: nn.Module, energy_fn: Callable[[nn.Module], float], la
     return out
 
 
-@register_method("eap")
+def _check(*, calibration: int, layers: tuple[str, ...], **config: object) -> None:
+    EAPConfig(**config)
+    require_positive("eap", calibration=calibration)
+
+
+@register_method("eap", check=_check)
 def eap(model: nn.Module, context: CompressionContext, *, step: float = 0.2, max_sparsity: float = 0.99,
         layer_drop: float | None = None, rounds: int = 2, max_iterations: int = 3, damping: float = 1e-6,
         batch_size: int = 256, calibration: int = 2000, layers: tuple[str, ...] = ()) -> Outcome:

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import UserInputError
 from .context import CompressionContext
 from .contract import Outcome, register_method
-from .schedule import prune_on_schedule, schedule_of
+from .schedule import prune_on_schedule, schedule_check, schedule_of
 from .selection import lowest_score_masks, prunable_parameters
 from .transforms import Masks
 
@@ -55,7 +55,7 @@ def _magnitude_keep(model: nn.Module, sparsity: float, scope: Scope, layers: Seq
     return lowest_score_masks({name: p.detach().abs() for name, p in params.items()}, sparsity, scope)
 
 
-@register_method("magnitude", strength="sparsity")
+@register_method("magnitude", strength="sparsity", check=schedule_check("magnitude"))
 def magnitude(model: nn.Module, context: CompressionContext, *, sparsity: float | tuple[float, ...] = (0.5, 0.75, 0.9, 0.95),
               scope: Scope = "layer", layers: tuple[str, ...] = ()) -> Outcome:
     """Han et al. 2015: zero the smallest weights along a sparsity schedule, fine-tuning after each step.

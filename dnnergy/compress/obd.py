@@ -39,7 +39,7 @@ from torch.func import functional_call, grad, jvp, vjp, vmap
 from ..errors import UserInputError
 from .context import CompressionContext
 from .contract import Outcome, register_method
-from .schedule import prune_on_schedule, schedule_of
+from .schedule import prune_on_schedule, schedule_check, schedule_of
 from .selection import lowest_score_masks, prunable_parameters
 from .transforms import Masks
 
@@ -175,7 +175,7 @@ def obd_prune(
     return masks
 
 
-@register_method("obd", strength="sparsity")
+@register_method("obd", strength="sparsity", check=schedule_check("obd", "samples"))
 def obd(model: nn.Module, context: CompressionContext, *, sparsity: float | tuple[float, ...] = (0.5, 0.75, 0.9),
         scope: Literal["layer", "global"] = "layer", layers: tuple[str, ...] = (), samples: int = 256,
         hessian: Method = "gauss_newton") -> Outcome:

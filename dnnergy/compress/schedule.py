@@ -17,12 +17,12 @@ from torch import Tensor, nn
 
 from ..errors import UserInputError
 from .context import CompressionContext
-from .contract import Outcome
+from .contract import Outcome, require_positive
 from .record import Step
 from .selection import weight_sparsity
 from .transforms import Masks, rollback, snapshot
 
-__all__ = ["schedule_of", "prune_on_schedule"]
+__all__ = ["schedule_of", "schedule_check", "prune_on_schedule"]
 
 KeepMasks = Callable[[nn.Module, float], Mapping[str, Tensor]]
 
@@ -38,6 +38,19 @@ def schedule_of(sparsity: float | Sequence[float], method: str) -> tuple[float, 
     if any(b < a for a, b in zip(schedule, schedule[1:])):
         raise UserInputError(f"{method}: the sparsity schedule must not decrease (got {list(schedule)})")
     return tuple(float(s) for s in schedule)
+
+
+def schedule_check(method: str, *positive: str) -> Callable[..., None]:
+    """The ``check`` of a schedule-based method: its sparsity schedule, its ``scope`` (if it has one) and the
+    parameters named in ``positive`` (ints >= 1). Example: ``register_method("simd", check=schedule_check("simd", "width"))``."""
+
+    def check(*, sparsity: float | Sequence[float], scope: str = "layer", **params: object) -> None:
+        schedule_of(sparsity, method)
+        if scope not in ("layer", "global"):
+            raise UserInputError(f"{method}: scope must be 'layer' or 'global' (got {scope!r})")
+        require_positive(method, **{name: params[name] for name in positive})
+
+    return check
 
 
 def prune_on_schedule(model: nn.Module, context: CompressionContext, schedule: Sequence[float], keep_masks: KeepMasks,

@@ -35,7 +35,7 @@ from ..errors import UserInputError
 from ..workload import Workload
 from ..workload.hints import HINTS_ATTRIBUTE
 from .context import CompressionContext
-from .contract import Outcome, register_method
+from .contract import Outcome, register_method, require_positive
 from .reconstruct import input_rows
 from .removal import calibration_inputs
 
@@ -191,7 +191,7 @@ def with_early_termination(workload: Workload, stats: Mapping[str, EarlyTerminat
     return workload.replace_layers({n: {"mac_density": workload[n].mac_density * s.nonzero_fraction} for n, s in stats.items()})
 
 
-@register_method("snapea")
+@register_method("snapea", check=lambda *, samples: require_positive("snapea", samples=samples))
 def snapea(model: nn.Module, context: CompressionContext, *, samples: int = 64) -> Outcome:
     """Akhlaghi et al. 2018 (SnaPEA, exact mode): stop a ReLU layer's accumulation once its output must be zero.
 

@@ -171,7 +171,15 @@ def _by_energy(surgeon: ChannelSurgeon, config: StructuredConfig, context: Compr
     return steps
 
 
-@register_method("structured", strength="ratio")
+def _config(criterion: str | None, ratio: float | None, ignore: tuple[str, ...], reconstruct: bool, samples: int,
+            step: float, energy_target: float, tolerance: float) -> StructuredConfig:
+    """The config of the method's parameters: ``criterion`` defaults to l1 with a ``ratio``, else energy."""
+    chosen = criterion or (Criterion.L1 if ratio is not None else Criterion.ENERGY)
+    return StructuredConfig(chosen, 0.5 if ratio is None else ratio, tuple(ignore), reconstruct, samples, step,
+                            energy_target, tolerance)
+
+
+@register_method("structured", strength="ratio", check=_config)
 def structured(model: nn.Module, context: CompressionContext, *, criterion: str | None = None, ratio: float | None = None,
                ignore: tuple[str, ...] = (), reconstruct: bool = False, samples: int = 512, step: float = 0.125,
                energy_target: float = 0.5, tolerance: float = 1e-3) -> Outcome:
@@ -186,9 +194,7 @@ def structured(model: nn.Module, context: CompressionContext, *, criterion: str 
     Residual, concat, flatten and depthwise couplings come from Torch-Pruning's dependency
     graph. The model is fine-tuned afterwards with the context's policy.
     """
-    chosen = criterion or (Criterion.L1 if ratio is not None else Criterion.ENERGY)
-    config = StructuredConfig(chosen, 0.5 if ratio is None else ratio, tuple(ignore), reconstruct, samples, step,
-                              energy_target, tolerance)
+    config = _config(criterion, ratio, ignore, reconstruct, samples, step, energy_target, tolerance)
     surgeon = ChannelSurgeon(model, context.examples[:1])
     first = len(surgeon.edits)
     if config.criterion in (Criterion.L1, Criterion.L2):

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..compress import CompressionContext, Outcome, Step, register_method
+from ..compress.contract import require_positive
 from ..compress.eliminate import PlanBuilder, eliminate_plan
 from ..errors import UserInputError
 from ..metrics import Point
@@ -138,7 +139,11 @@ def _hidden_linear(model: nn.Module) -> list[str]:
     return linears[:1]
 
 
-@register_method("eliminate")
+def _check(*, layer: tuple[str, ...], plan: dict[str, int] | None, step: int, steps: int, samples: int) -> None:
+    require_positive("eliminate", step=step, steps=steps, samples=samples, **{f"plan[{k!r}]": v for k, v in (plan or {}).items()})
+
+
+@register_method("eliminate", check=_check)
 def eliminate(model: nn.Module, context: CompressionContext, *, layer: tuple[str, ...] = (), plan: dict[str, int] | None = None,
               step: int = 5, steps: int = 25, samples: int = 1024) -> Outcome:
     """Zhang, Davoodi and Hu (seed 002): keep representative neurons (SVD + pivoted QR), refit the next layer, no retraining.

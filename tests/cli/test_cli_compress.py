@@ -140,6 +140,9 @@ def test_methods_lists_every_registered_method_with_its_parameters(cli):
     ("argv", "expected"),
     [
         (["compress", "lenet300", "--method", "quantum"], "unknown compression method 'quantum'"),
+        (["compress", "lenet300", "--method", "eap", "--rounds", "0"], "rounds must be a positive int (got 0)"),
+        (["compress", "lenet300", "--method", "structured", "--criterion", "l3"], "criterion must be one of"),
+        (["tradeoff", "lenet300", "--method", "magnitude", "--strengths", "0.5,1.5"], "sparsity must be a fraction"),
         (["compress", "lenet300", "--method", "magnitude", "--data", "digits"], "its images are (1, 8, 8)"),
         (["compress", "lenet300", "--method", "magnitude", "--sparsity", "0.5,2"], "sparsity must be a fraction in [0, 1]"),
         (["compress", "lenet300", "--method", "magnitude", "--sparsty", "0.5"], "--sparsty: no method of 'magnitude' takes it"),
@@ -151,7 +154,14 @@ def test_methods_lists_every_registered_method_with_its_parameters(cli):
         (["summary", "missing.dnnergy"], "file not found: missing.dnnergy"),
     ],
 )
-def test_compress_user_errors(cli, argv, expected):
+def test_compress_user_errors(cli, argv, expected, monkeypatch):
+    import dnnergy.cli.compress as job
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the job was prepared before the error")
+
+    if "--data" not in argv and "--weights" not in argv and "summary" not in argv:
+        monkeypatch.setattr(job, "prepare", no_work)  # every other error is found before any model is loaded
     code, _, err = cli(*argv)
     assert code == 2
     assert err.startswith("error: ") and expected in err

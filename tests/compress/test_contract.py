@@ -129,6 +129,27 @@ def test_run_chains_methods_and_keeps_each_stage(trained, context, digits):
     assert Record.from_dict(json.loads(json.dumps(record.to_dict()))).to_dict() == record.to_dict()
 
 
+@pytest.mark.parametrize(
+    ("methods", "params", "match"),
+    [
+        ("magnitude,eap", {"sparsity": 1.5}, "magnitude: sparsity must be a fraction in \\[0, 1\\]"),
+        ("magnitude", {"scope": "row"}, "magnitude: scope must be 'layer' or 'global'"),
+        ("eap", {"calibration": 0}, "eap: calibration must be a positive int"),
+        ("eliminate", {"plan": {"fc1": 0}}, "eliminate: plan\\['fc1'\\] must be a positive int"),
+        ("activation", {"threshold": (0.3, 0.1)}, "increasing schedule"),
+        ("snapea", {"samples": -1}, "snapea: samples must be a positive int"),
+    ],
+)
+def test_bad_parameter_values_fail_before_any_work(methods, params, match, trained, context, monkeypatch):
+    from dnnergy.compress import check_params
+
+    with pytest.raises(UserInputError, match=match):
+        check_params(methods, params)
+    monkeypatch.setattr(CompressionContext, "measure", lambda *a, **k: pytest.fail("measured before checking"))
+    with pytest.raises(UserInputError, match=match):
+        run(trained["mlp"], methods, context, **params)
+
+
 def test_run_routes_parameters_and_refuses_unknown_ones(trained, context):
     with pytest.raises(UserInputError, match="no method of 'magnitude' takes a parameter 'ratio'"):
         run(trained["mlp"], "magnitude", context, ratio=0.5)
