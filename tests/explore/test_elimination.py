@@ -154,25 +154,18 @@ def digits():
     return load_dataset("digits")
 
 
-def digits_mlp(data: Dataset, *hidden: int) -> nn.Module:
+def digits_mlp(data: Dataset, descend, *hidden: int) -> nn.Module:
     """Flatten, then an MLP 64-hidden...-10 trained briefly on the digits training split."""
     x, y = data.train.tensors
     torch.manual_seed(0)
     sizes, layers = (64, *hidden), [nn.Flatten()]
     for a, b in zip(sizes, sizes[1:]):
         layers += [nn.Linear(a, b), nn.ReLU()]
-    model = nn.Sequential(*layers, nn.Linear(sizes[-1], 10))
-    for _ in range(40):  # plain full-batch gradient descent (torch.optim's first use imports torch._dynamo: slow)
-        model.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        with torch.no_grad():
-            for param in model.parameters():
-                param -= 0.5 * param.grad
-    return model.eval()
+    return descend(nn.Sequential(*layers, nn.Linear(sizes[-1], 10)), x, y, 40)
 
 
-def test_sweep_on_digits_end_to_end(digits, tmp_path, monkeypatch):
-    model = digits_mlp(digits, 32)
+def test_sweep_on_digits_end_to_end(digits, descend, tmp_path, monkeypatch):
+    model = digits_mlp(digits, descend, 32)
     xv, yv = digits.val.tensors
     acc0 = _accuracy(model, xv, yv)
     context = CompressionContext(digits, energy=weights, max_accuracy_drop=0.05, fine_tuning=None, reference_accuracy=acc0)
@@ -201,8 +194,8 @@ def test_sweep_on_digits_end_to_end(digits, tmp_path, monkeypatch):
     assert _accuracy(reloaded, xv, yv) == pytest.approx(best.val_accuracy)
 
 
-def test_search_takes_the_best_energy_per_distortion_move_and_stops_at_the_threshold(digits):
-    model = digits_mlp(digits, 24, 12)
+def test_search_takes_the_best_energy_per_distortion_move_and_stops_at_the_threshold(digits, descend):
+    model = digits_mlp(digits, descend, 24, 12)
     xv, yv = digits.val.tensors
     acc0 = _accuracy(model, xv, yv)
     context = CompressionContext(digits, energy=weights, max_accuracy_drop=0.03, fine_tuning=None, reference_accuracy=acc0)

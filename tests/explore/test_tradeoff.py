@@ -81,21 +81,14 @@ def test_measure_nonzero_macs_of_a_pruned_layer():
     assert point.nonzero_weights == 64 + 32 and point.latency_s > 0
 
 
-def _trained():
+def _trained(descend):
     """_model() fitted to the synthetic task (full-batch gradient descent), so that pruning it all costs accuracy."""
-    model, data = _model(), _data()
-    x, y = data.train.tensors
-    for _ in range(100):
-        model.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        with torch.no_grad():
-            for param in model.parameters():
-                param -= 0.5 * param.grad
-    return model.eval()
+    x, y = _data().train.tensors
+    return descend(_model(), x, y, 100)
 
 
-def test_tradeoff_applies_every_strength_without_a_budget():
-    model = _trained()
+def test_tradeoff_applies_every_strength_without_a_budget(descend):
+    model = _trained(descend)
     context = _context(max_accuracy_drop=0.0)  # no accuracy may be lost
     before = _accuracy(model, context.data.val)
     [point] = tradeoff(model, context, "magnitude", [1.0], latency=False)
