@@ -107,7 +107,7 @@ def compress(
                                             help="Largest validation accuracy loss, in points."),
     hardware: str = typer.Option("eyeriss", "--hardware", help="A preset (eyeriss, horowitz45) or a YAML file."),
     dataflow: str = typer.Option("row_stationary", "--dataflow", help="Dataflow of the energy estimate."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: train once and cache)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: the cached pretrained LeNets on mnist; any other model is trained now)."),
     epochs: int = typer.Option(3, "--epochs", min=0, help="Fine-tuning epochs each time a method retrains (0: never)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of fine-tuning."),
     out: Optional[str] = typer.Option(None, "--out", help="Save the compressed model here (reload with dnnergy.load; "
@@ -156,7 +156,7 @@ def tradeoff(
     data: str = typer.Option("mnist", "--data", help="mnist, digits or synthetic."),
     hardware: str = typer.Option("eyeriss", "--hardware", help="A preset (eyeriss, horowitz45) or a YAML file."),
     dataflow: str = typer.Option("row_stationary", "--dataflow", help="Dataflow of the energy estimate."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: train once and cache)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: the cached pretrained LeNets on mnist; any other model is trained now)."),
     epochs: int = typer.Option(0, "--epochs", min=0, help="Fine-tuning epochs per point (0: none)."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Write accuracy vs energy with the Pareto front (PNG)."),
     json_out: bool = typer.Option(False, "--json", help="Print the points as JSON."),

@@ -1,7 +1,7 @@
 """Hardware-aware fine-grained pruning: load-balanced (ESE) and SIMD-aligned (Scalpel) masks.
 
 Both return keep masks (``True`` = kept) keyed by parameter name, the format of
-:class:`~dnnergy.compress.masks.Masks` and of the masked fine-tuning loop; they do not
+:class:`~dnnergy.compress.transforms.Masks`; they do not
 remove anything physically. A weight tensor is viewed as a matrix ``(M, K)``: one row per
 output neuron/filter, ``K = in_features`` or ``C/groups * R * S``.
 

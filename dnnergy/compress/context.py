@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from torch import Tensor, nn
@@ -62,14 +62,14 @@ class CompressionContext:
       and chains set it from the model they start with.
     """
 
-    data: Dataset
+    data: Dataset = field(repr=False)
     energy: Callable[[nn.Module], float] | None = None
     max_accuracy_drop: float | None = 0.01
     fine_tuning: TrainConfig | None = FINE_TUNE
-    example: Tensor | None = None
+    example: Tensor | None = field(default=None, repr=False)
     seed: int = 0
     loss_fn: Loss | None = None
-    progress: Callable[[Event], None] | None = None
+    progress: Callable[[Event], None] | None = field(default=None, repr=False)
     reference_accuracy: float | None = None
 
     def __post_init__(self) -> None:
@@ -97,6 +97,10 @@ class CompressionContext:
         Example: ``CompressionContext.build(load_dataset("digits"), hardware="horowitz45",
         dataflow="weights_once", max_accuracy_drop=0.02)``.
         """
+        taken = {"energy", "example"} & set(options)
+        if taken:
+            raise UserInputError(f"CompressionContext.build sets {' and '.join(sorted(taken))} itself; "
+                                 "pass them to CompressionContext(...) instead")
         example = data.val.tensors[0][:examples]
         return cls(data, energy=energy_objective(example, hardware, dataflow, per_image=True), example=example, **options)
 

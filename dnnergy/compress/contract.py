@@ -19,7 +19,9 @@ A new method is one module::
         return Outcome(model, summary=f"weights x {ratio}")
 
 and the CLI (``dnnergy compress MODEL --method halve --ratio 0.3``), the demo, the
-benchmarks and the contract tests find it by name. :func:`run` chains methods
+benchmarks and the contract tests find it by name once its module is imported (the
+built-in methods are imported with ``dnnergy``; a method of your own, when your code
+imports the module that registers it). :func:`run` chains methods
 (``run(model, "magnitude,structured", context)``): each stage starts from the previous
 one's model, keyword parameters go to every stage that takes them, the accuracy budget is
 measured from the first model, and the record keeps each stage.
@@ -193,7 +195,7 @@ def _signature(method: Method) -> str:
 
 
 def list_methods(pattern: str = "*") -> list[str]:
-    """Registered method names matching the fnmatch ``pattern``, sorted (e.g. ``list_methods("*prun*")``)."""
+    """Registered method names matching the fnmatch ``pattern``, sorted (e.g. ``list_methods("s*")`` gives simd, snapea, structured)."""
     return METHODS.list(pattern)
 
 

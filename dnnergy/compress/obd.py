@@ -167,7 +167,8 @@ def obd_prune(
 
     ``inputs``/``targets`` are the samples the Hessian diagonal is averaged over (a few
     hundred training images suffice); ``scope`` as in magnitude pruning. LeCun et al.
-    retrain after each deletion round: follow with ``dnnergy.data.fine_tune(model, data, masks)``.
+    retrain after each deletion round: follow with ``dnnergy.train.fine_tune(model, data, hooks=[masks])``,
+    or use the method ``obd``, which does both along a schedule.
     """
     saliency = obd_saliency(model, inputs, targets, loss_fn=loss_fn, layers=layers, method=method)
     masks = masks if masks is not None else Masks(model)

@@ -19,22 +19,28 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserInputError
+from .edits import register_module, replace_module
 
 __all__ = ["SparseLinear", "sparsify_linear"]
 
 
+@register_module("sparse_linear")
 class SparseLinear(nn.Module):
     """A Linear layer stored as CSR (``indptr``, ``indices``, ``values`` buffers) and run as a sparse mat-vec.
 
     Build one with :meth:`from_dense`; its output equals the dense layer's (up to float
     summation order). The buffers are plain tensors, so ``state_dict`` saves and loads
-    with ``weights_only=True``. Units: ``nnz`` counts stored weights. Example:
+    safely, and :func:`sparsify_linear` logs the swap as an edit, so ``dnnergy.save`` /
+    ``dnnergy.load`` rebuild it. NB: it multiplies in scipy, outside torch's ops, so
+    ``dnnergy.trace`` sees only its bias addition; estimate the dense model and give it
+    the weight density instead. Units: ``nnz`` counts stored weights. Example:
     ``SparseLinear.from_dense(nn.Linear(4096, 4096))`` after pruning 90 % of the weights
     stores about 1.68 M values instead of 16.8 M.
     """
 
-    def __init__(self, in_features: int, out_features: int, nnz: int = 0, bias: bool = True, dtype: torch.dtype = torch.float32):
+    def __init__(self, in_features: int, out_features: int, nnz: int = 0, bias: bool = True, dtype: torch.dtype | str = torch.float32):
         super().__init__()
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         if not all(isinstance(v, int) and v >= 0 for v in (in_features, out_features, nnz)) or not in_features or not out_features:
             raise UserInputError(f"SparseLinear: in_features and out_features must be positive ints and nnz >= 0 (got {in_features}, {out_features}, {nnz})")
         self.in_features, self.out_features = in_features, out_features
@@ -101,16 +107,21 @@ class SparseLinear(nn.Module):
 def sparsify_linear(model: nn.Module, max_density: float = 0.5) -> nn.Module:
     """A copy of ``model`` whose ``nn.Linear`` layers with weight density ``<= max_density`` are :class:`SparseLinear`.
 
-    Density = non-zero weights / all weights. Example: LeNet-300-100 magnitude-pruned to
-    8 % becomes three SparseLinear layers with ``max_density=0.5``.
+    Density = non-zero weights / all weights. Each swap is logged in the copy's edit log,
+    so the copy saves and reloads with ``dnnergy.save`` / ``dnnergy.load``. Example:
+    LeNet-300-100 magnitude-pruned to 8 % becomes three SparseLinear layers with
+    ``max_density=0.5``.
     """
     if not 0.0 <= max_density <= 1.0:
         raise UserInputError(f"sparsify_linear: max_density must be in [0, 1] (got {max_density})")
     out = copy.deepcopy(model)
     for name, module in list(out.named_modules()):
         if isinstance(module, nn.Linear) and float((module.weight != 0).float().mean()) <= max_density:
-            parent, _, attr = name.rpartition(".")
             if not name:
                 return SparseLinear.from_dense(module)
-            setattr(out.get_submodule(parent) if parent else out, attr, SparseLinear.from_dense(module))
+            sparse = SparseLinear.from_dense(module)
+            swapped = replace_module(out, name, "sparse_linear", in_features=sparse.in_features, out_features=sparse.out_features,
+                                     nnz=sparse.nnz, bias=sparse.bias is not None,
+                                     dtype=str(sparse.values.dtype).removeprefix("torch."))
+            swapped.load_state_dict(sparse.state_dict())
     return out

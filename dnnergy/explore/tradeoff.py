@@ -5,7 +5,8 @@ parameters and one strength), run through an ``executor`` with a
 ``concurrent.futures``-style ``map(fn, iterable)``. The default runs them one after the
 other in this process; a ``ProcessPoolExecutor`` (or a Ray-backed executor) works too,
 because a task holds only picklable things: the method is looked up by name in the
-worker. Each task runs the method without an accuracy budget (a sweep wants every
+worker. Give a process pool ``mp_context=multiprocessing.get_context("spawn")``: a
+child *forked* from a process whose torch thread pool is running can hang. Each task runs the method without an accuracy budget (a sweep wants every
 strength as asked) and returns the compressed model's :class:`~dnnergy.metrics.Point`,
 timed at batch 1 on this CPU. Example::
 

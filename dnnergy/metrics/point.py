@@ -33,9 +33,11 @@ class Point:
     * ``energy`` in ``energy_unit`` (the objective's: ``"MAC-normalized"``, ``"pJ"``, ...).
     * ``weights`` / ``nonzero_weights``: weight parameters of the MAC layers (all / non-zero).
     * ``macs`` (dense) and ``nonzero_macs`` (both operands non-zero), for one sample.
-    * ``latency_s``: median batch-1 forward-pass seconds on this CPU (``None`` if not timed).
+    * ``latency_s``: median batch-1 forward-pass seconds on this CPU.
     * ``model_bytes``: storage of parameters and buffers, each weight at its declared
       bitwidth (``w_bits`` hint) or its dtype's size.
+    * Every measure is ``None`` when it was not measured (a search that only needs
+      accuracy and energy leaves the counts out).
     * ``label`` / ``strength`` / ``layer``: what produced the point; ``info``: plain
       method-specific data (a plan, a residual).
     """
@@ -49,12 +51,12 @@ class Point:
     test_samples: int = 0
     energy: float | None = None
     energy_unit: str = ""
-    weights: int = 0
-    nonzero_weights: int = 0
-    macs: int = 0
-    nonzero_macs: float = 0.0
+    weights: int | None = None
+    nonzero_weights: int | None = None
+    macs: int | None = None
+    nonzero_macs: float | None = None
     latency_s: float | None = None
-    model_bytes: int = 0
+    model_bytes: int | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,16 +66,15 @@ class Point:
                 raise ValueError(f"Point: {name} must be a fraction in [0, 1] or None (got {value!r})")
         for name in ("weights", "nonzero_weights", "macs", "model_bytes", "val_samples", "test_samples"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"Point: {name} must be a non-negative int (got {value!r})")
-        if self.nonzero_weights > self.weights:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"Point: {name} must be a non-negative int{'' if name.endswith('samples') else ' or None'} "
+                                 f"(got {value!r})")
+        if None not in (self.nonzero_weights, self.weights) and self.nonzero_weights > self.weights:
             raise ValueError(f"Point: nonzero_weights ({self.nonzero_weights}) exceeds weights ({self.weights})")
-        for name in ("energy", "latency_s"):
+        for name in ("energy", "latency_s", "nonzero_macs"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"Point: {name} must be a finite number >= 0 or None (got {value!r})")
-        if not self.nonzero_macs >= 0:
-            raise ValueError(f"Point: nonzero_macs must be >= 0 (got {self.nonzero_macs!r})")
         try:
             json.dumps(dict(self.info))
         except (TypeError, ValueError) as exc:

@@ -105,6 +105,9 @@ def test_context_budget(digits):
         context.require("energy", "eap")
     assert context.calibration(5).shape == (5, 1, 8, 8) and len(context.calibration(10_000)) == 1257
     assert context.examples.shape == (32, 1, 8, 8)  # the first 32 validation images
+    assert "tensor" not in repr(context) and "max_accuracy_drop=0.02" in repr(context)
+    with pytest.raises(UserInputError, match="build sets energy itself"):
+        CompressionContext.build(digits, energy=len)
 
 
 def _point(**fields) -> Point:

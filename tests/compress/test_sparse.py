@@ -60,3 +60,17 @@ def test_invalid_arguments():
         SparseLinear(4, 2)(torch.zeros(1, 3))
     with pytest.raises(UserInputError, match=r"max_density must be in \[0, 1\]"):
         sparsify_linear(nn.Linear(2, 2), 2.0)
+
+
+def test_a_sparsified_model_saves_and_reloads(tmp_path):
+    import dnnergy
+    from dnnergy.compress.magnitude import magnitude_prune
+
+    model = dnnergy.zoo.create_model("lenet300")
+    magnitude_prune(model, 0.9).remove()
+    sparse = sparsify_linear(model, max_density=0.5)
+    loaded = dnnergy.load(dnnergy.save(tmp_path / "sparse.dnnergy", sparse)).model
+    assert [type(m).__name__ for m in (loaded.fc1, loaded.fc2, loaded.fc3)] == ["SparseLinear"] * 3
+    assert loaded.fc1.nnz == 784 * 300 - round(0.9 * 784 * 300)  # 23,520 of 235,200 kept
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(loaded(x), sparse(x))

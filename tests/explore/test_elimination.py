@@ -173,6 +173,7 @@ def test_sweep_on_digits_end_to_end(digits, descend, tmp_path, monkeypatch):
     with torch.no_grad():
         rank = int(np.linalg.matrix_rank(torch.relu(model[1](x.flatten(1))).double().numpy()))
     points = elimination_sweep(model, context, "1", step=4)
+    assert all(pt.weights is None and pt.test_accuracy is None for pt in points)  # measured: validation and energy only
     ps = [int(pt.strength) for pt in points]
     assert ps[0] == rank and all(a - b == 4 for a, b in zip(ps, ps[1:]))
     # energy = weights: 64*p + p*10 for p hidden neurons

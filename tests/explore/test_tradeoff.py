@@ -1,6 +1,7 @@
 """Trade-off sweeps: metrics against hand counts, executors, per-layer curves, the strongest setting within a budget."""
 
 import copy
+import multiprocessing
 import pickle
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -111,9 +112,11 @@ def test_executor_and_picklable_tasks():
     assert [p.nonzero_weights for p in pooled] == [p.nonzero_weights for p in local] == [96 + 24, 13 + 3]
 
 
+@pytest.mark.slow  # a spawned worker imports torch and dnnergy: seconds
 def test_process_pool_executor():
     model, context = _model(), _context()
-    with ProcessPoolExecutor(max_workers=1) as pool:  # every task pickled to another process
+    # every task pickled to a fresh process ("spawn": a forked child of a process using torch's threads can hang)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         pooled = tradeoff(model, context, "magnitude", [0.25, 0.9], latency=False, executor=pool)
     assert [p.strength for p in pooled] == [0.25, 0.9]
     assert [p.nonzero_weights for p in pooled] == [96 + 24, 13 + 3]  # 128 - round(s 128) + 32 - round(s 32)
