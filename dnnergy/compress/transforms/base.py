@@ -10,10 +10,10 @@ A model's transforms live in one :class:`Transforms` set, stored on the model
 (``model.dnnergy_transforms``; :meth:`Transforms.of` finds or creates it), so a chain of
 methods (prune, then quantize) keeps every earlier transform in force. The set is a
 :class:`~dnnergy.train.TrainHook`: ``fine_tune(model, data, hooks=[Transforms.of(model)])``
-re-applies the transforms after every optimizer step and filters gradients on the way.
-Each transform also registers a gradient hook on its parameter, so an optimizer in the
-user's own loop never moves a masked weight either (the hooks follow ``copy.deepcopy``
-and pickling of the model).
+re-applies the transforms after every optimizer step. Gradients are filtered by a hook
+each transform registers on its parameter, in dnnergy's loop and in the user's own
+alike, so no optimizer moves a masked weight (the hooks follow ``copy.deepcopy`` and
+pickling of the model).
 
 What a transform means for energy it states as :meth:`WeightTransform.hints` (Layer
 fields such as ``w_density`` or ``w_bits``), which the set writes into the module's
@@ -256,15 +256,9 @@ class Transforms(TrainHook):
                 raise UserInputError(f"saved transform {record!r:.120}: cannot be rebuilt ({exc})") from exc
         return transforms
 
-    # -- TrainHook --------------------------------------------------------------------------------
+    # -- TrainHook (gradients are filtered by the parameters' own hooks, see _hook) ----------------
     def on_start(self, model: nn.Module) -> None:
         self.apply()
-
-    def after_backward(self, model: nn.Module) -> None:
-        for transform in self._transforms:
-            param = self._params[transform.parameter]
-            if param.grad is not None:
-                param.grad.copy_(transform.grad(param.grad))
 
     def after_step(self, model: nn.Module) -> None:
         self.apply()

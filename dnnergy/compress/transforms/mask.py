@@ -183,9 +183,6 @@ class Masks(Mapping, TrainHook):
     def on_start(self, model: nn.Module) -> None:
         self.transforms.on_start(model)
 
-    def after_backward(self, model: nn.Module) -> None:
-        self.transforms.after_backward(model)
-
     def after_step(self, model: nn.Module) -> None:
         self.transforms.after_step(model)
 
