@@ -123,8 +123,9 @@ def compress(
     from ..report import budget_lines, record_table
     from ._format import console, render
     from ._params import method_options
-    from .compress import watched_job, write_outputs
+    from .compress import check_energy_options, watched_job, write_outputs
 
+    check_energy_options(hardware, dataflow)
     chain = parse_chain(method)
     params = method_options(ctx.args, chain)
     check_params(chain, params)  # bad values fail here, before a model is loaded or trained
@@ -170,8 +171,9 @@ def tradeoff(
     from ..report import plot_tradeoff, points_table
     from ._format import console, render
     from ._params import convert, method_options
-    from .compress import watched_job
+    from .compress import check_energy_options, watched_job
 
+    check_energy_options(hardware, dataflow)
     spec = get_method(method)
     if spec.strength is None:
         raise UserError(f"--method {method}: it has no strength to sweep (see `dnnergy methods`)")

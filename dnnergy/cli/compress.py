@@ -17,14 +17,22 @@ from torch import nn
 
 from ..errors import UserInputError
 
-__all__ = ["Job", "prepare", "progress_display", "watched_job", "write_outputs"]
+__all__ = ["Job", "check_energy_options", "prepare", "progress_display", "watched_job", "write_outputs"]
+
+
+def check_energy_options(hardware: str, dataflow: str) -> None:
+    """Refuse an unknown ``--hardware`` or ``--dataflow`` before anything is loaded or trained."""
+    from ..energy import get_dataflow
+    from ..hardware import load_hardware
+
+    load_hardware(hardware)
+    get_dataflow(dataflow)
 
 
 @dataclass(frozen=True, eq=False)
 class Job:
     """A trained model, the architecture it rebuilds from, and the context every method runs in."""
 
-    spec: str
     model: nn.Module
     architecture: Any
     context: Any
@@ -45,6 +53,9 @@ def prepare(spec: str, data: str, hardware: str, dataflow: str, weights: str | N
     from ._resolve import load_model
 
     dataset = load_dataset(data)
+    fine_tuning = dataclasses.replace(train.FINE_TUNE, epochs=epochs) if epochs else None
+    context = CompressionContext.build(dataset, hardware=hardware, dataflow=dataflow, max_accuracy_drop=max_accuracy_drop,
+                                       fine_tuning=fine_tuning, seed=seed)  # checks hardware and dataflow first
     resolved = load_model(spec)
     model, shape = resolved.model, resolved.shape
     if tuple(dataset.input_shape) != tuple(shape[1:]):
@@ -58,10 +69,7 @@ def prepare(spec: str, data: str, hardware: str, dataflow: str, weights: str | N
         model = train.pretrained(spec, data)
     else:
         train.train(model, dataset)
-    fine_tuning = dataclasses.replace(train.FINE_TUNE, epochs=epochs) if epochs else None
-    context = CompressionContext.build(dataset, hardware=hardware, dataflow=dataflow, max_accuracy_drop=max_accuracy_drop,
-                                       fine_tuning=fine_tuning, seed=seed)
-    return Job(spec, model.eval(), architecture, context)
+    return Job(model.eval(), architecture, context)
 
 
 def _load_weights(model: nn.Module, path: str) -> None:

@@ -86,6 +86,12 @@ class EnergyObjective:
         _check_example("EnergyObjective", self.example_input)
         if not isinstance(self.dataflow, str) or not self.dataflow:
             raise UserInputError(f"EnergyObjective: dataflow must be a dataflow name (got {self.dataflow!r})")
+        from ..energy import get_dataflow
+        from ..hardware import Hardware, load_hardware
+
+        get_dataflow(self.dataflow)  # an unknown name fails here, not after a model was trained
+        if not isinstance(self.hardware, Hardware):
+            load_hardware(self.hardware)
 
     @property
     def unit(self) -> str:

@@ -141,6 +141,8 @@ def test_methods_lists_every_registered_method_with_its_parameters(cli):
     [
         (["compress", "lenet300", "--method", "quantum"], "unknown compression method 'quantum'"),
         (["compress", "lenet300", "--method", "eap", "--rounds", "0"], "rounds must be a positive int (got 0)"),
+        (["compress", "lenet300", "--method", "eap", "--hardware", "eyeris"], "did you mean eyeriss"),
+        (["tradeoff", "lenet300", "--dataflow", "row_stationery"], "unknown dataflow 'row_stationery'"),
         (["compress", "lenet300", "--method", "structured", "--criterion", "l3"], "criterion must be one of"),
         (["tradeoff", "lenet300", "--method", "magnitude", "--strengths", "0.5,1.5"], "sparsity must be a fraction"),
         (["compress", "lenet300", "--method", "magnitude", "--data", "digits"], "its images are (1, 8, 8)"),

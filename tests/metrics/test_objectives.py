@@ -165,3 +165,15 @@ def test_model_counts_of_a_linear_layer():
         layer.weight[:, :392] = 0  # half of every row pruned
     counts = model_counts(layer, torch.ones(1, 784))
     assert counts["nonzero_weights"] == 117_600 and counts["nonzero_macs"] == 117_600.0 and counts["macs"] == 235_200
+
+
+def test_an_energy_objective_refuses_unknown_hardware_and_dataflows_when_built():
+    import pytest
+
+    from dnnergy.errors import UserInputError
+    from dnnergy.metrics import energy_objective
+
+    with pytest.raises(UserInputError, match="did you mean eyeriss"):
+        energy_objective((1, 4), "eyeris")
+    with pytest.raises(UserInputError, match="unknown dataflow 'weight_once'"):
+        energy_objective((1, 4), "horowitz45", "weight_once")
