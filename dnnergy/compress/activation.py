@@ -28,6 +28,7 @@ from .context import CompressionContext
 from .contract import Outcome, register_method
 from .edits import register_module, replace_module
 from .record import Step
+from .schedule import schedule_of
 
 __all__ = ["ActivationPruning", "prune_activations", "activation"]
 
@@ -80,12 +81,7 @@ def prune_activations(model: nn.Module, threshold: float | Mapping[str, float]) 
 
 
 def _thresholds(threshold: float | tuple[float, ...]) -> tuple[float, ...]:
-    """A threshold or an increasing schedule of them, each a finite number >= 0 (a clear error otherwise)."""
-    schedule = (threshold,) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else tuple(threshold)
-    if (not schedule or any(isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < math.inf for t in schedule)
-            or any(b < a for a, b in zip(schedule, schedule[1:]))):
-        raise UserInputError(f"activation: threshold must be a number >= 0 or an increasing schedule of them (got {threshold!r})")
-    return schedule
+    return schedule_of(threshold, "activation", "threshold", high=math.inf)
 
 
 @register_method("activation", strength="threshold", check=_thresholds)

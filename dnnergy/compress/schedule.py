@@ -11,6 +11,7 @@ the first step below the context's budget, rolling that step back.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Mapping, Sequence
 
 from torch import Tensor, nn
@@ -27,16 +28,18 @@ __all__ = ["schedule_of", "schedule_check", "prune_on_schedule"]
 KeepMasks = Callable[[nn.Module, float], Mapping[str, Tensor]]
 
 
-def schedule_of(sparsity: float | Sequence[float], method: str) -> tuple[float, ...]:
-    """A sparsity or a schedule of them as a non-decreasing tuple of fractions in [0, 1] (a clear error otherwise).
+def schedule_of(value: float | Sequence[float], method: str, name: str = "sparsity", high: float = 1.0) -> tuple[float, ...]:
+    """One value or a schedule of them as a non-decreasing tuple of numbers in ``[0, high]`` (a clear error otherwise).
 
-    Example: ``schedule_of(0.9, "magnitude") == (0.9,)``.
+    The strengths of the schedule-based methods: sparsities (fractions, ``high=1``) or
+    activation thresholds (``high=inf``). Example: ``schedule_of(0.9, "magnitude") == (0.9,)``.
     """
-    schedule = (sparsity,) if isinstance(sparsity, (int, float)) and not isinstance(sparsity, bool) else tuple(sparsity)
-    if not schedule or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s <= 1.0 for s in schedule):
-        raise UserInputError(f"{method}: sparsity must be a fraction in [0, 1] or a schedule of them (got {sparsity!r})")
+    schedule = (value,) if isinstance(value, (int, float)) and not isinstance(value, bool) else tuple(value)
+    if not schedule or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s <= high for s in schedule):
+        what = "a fraction in [0, 1]" if high == 1.0 else "a number >= 0" if high == math.inf else f"a number in [0, {high}]"
+        raise UserInputError(f"{method}: {name} must be {what} or a schedule of them (got {value!r})")
     if any(b < a for a, b in zip(schedule, schedule[1:])):
-        raise UserInputError(f"{method}: the sparsity schedule must not decrease (got {list(schedule)})")
+        raise UserInputError(f"{method}: the {name} schedule must not decrease: give an increasing schedule such as 0.5,0.9 (got {list(schedule)})")
     return tuple(float(s) for s in schedule)
 
 
