@@ -7,6 +7,7 @@ costs), never read back from the code under test.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -207,3 +208,46 @@ def test_unsupported_lines_name_uncounted_and_free_ops():
         "free ops (views, reshapes, tensor creation): 3",
     ]
     assert unsupported_lines(Workload((fc,), "w")) == []
+
+
+# -- compression records and trade-off points ------------------------------------------------------
+
+def _points():
+    from dnnergy.metrics import Point
+
+    before = Point(val_accuracy=0.95, val_samples=500, test_accuracy=0.956, test_samples=1000, energy=100.0,
+                   energy_unit="pJ", weights=400, nonzero_weights=400, macs=400, nonzero_macs=300.0, model_bytes=1600)
+    after = Point(label="magnitude", strength=0.9, val_accuracy=0.94, val_samples=500, test_accuracy=0.939,
+                  test_samples=1000, energy=25.0, energy_unit="pJ", weights=400, nonzero_weights=40, macs=400,
+                  nonzero_macs=30.0, latency_s=0.002, model_bytes=1600)
+    return before, after
+
+
+def test_record_table_rows_are_the_points_in_percent_with_the_test_standard_error():
+    from dnnergy.compress import Record
+    from dnnergy.report import budget_lines, record_table
+
+    before, after = _points()
+    record = Record("magnitude", {}, before, after, "sparsity 0.9", max_accuracy_drop=0.01)
+    table = record_table(record)
+    assert table.columns[3:5] == ("test SE (%)", "energy (pJ)") and table.title == "magnitude: sparsity 0.9"
+    first, second = table.rows
+    assert first[:3] == ("before", pytest.approx(95.0), pytest.approx(95.6))
+    # SE = sqrt(p (1 - p) / n) in points: sqrt(0.956 * 0.044 / 1000) = 0.6486 %, sqrt(0.939 * 0.061 / 1000) = 0.7568 %
+    assert first[3] == pytest.approx(0.6486, abs=1e-4) and second[3] == pytest.approx(0.7568, abs=1e-4)
+    assert second[4:] == (25.0, 400, 40, 400, 1600)
+    # the test loss, 95.6 - 93.9 = 1.7 points, is past the 1-point budget kept on validation
+    assert budget_lines(record) == ["test accuracy fell 1.7 points, more than the 1.0-point budget kept on validation "
+                                    "(test SE 0.8 points)"]
+    assert budget_lines(dataclasses.replace(record, max_accuracy_drop=0.02)) == []
+
+
+def test_points_table_marks_the_front_and_shows_latency_in_milliseconds():
+    from dnnergy.report import points_table
+
+    before, after = _points()
+    table = points_table([before, after], "sweep", front=[after])
+    assert [row[2] for row in table.rows] == ["", "*"]
+    assert table.rows[1][0:2] == ("magnitude", 0.9) and table.rows[1][8] == pytest.approx(2.0)  # 0.002 s = 2 ms
+    assert table.rows[0][0] == "-" and table.rows[0][8] is None  # no label, not timed
+    assert table.columns[5] == "energy (pJ)" and table.rows[1][5:8] == (25.0, 40, 30.0)
