@@ -48,8 +48,13 @@ class Event:
 class CompressionContext:
     """Data, evaluation, budget, fine-tuning policy, objective, example, seed and progress for methods.
 
-    * ``data``: a :class:`~dnnergy.data.Dataset` (train / val / test splits). Methods take
-      decisions on ``val`` and calibrate on ``train``; ``test`` is only reported.
+    * ``data``: a :class:`~dnnergy.data.Dataset` (train / val / test splits, and ``select``
+      when the data set has one). Methods calibrate on ``train``; a method taking a few
+      decisions (a schedule's steps) takes them on ``val``; a search taking many accept
+      decisions takes them on the selection split (:attr:`selection_split`: ``select``,
+      or ``val`` when the data set has none) against :meth:`selection_floor`, so the
+      budget checked on ``val`` is measured on images no decision has seen; ``test`` is
+      only reported.
     * ``energy``: the objective that steers and measures (any ``model -> float`` with a
       ``unit``, e.g. :func:`~dnnergy.metrics.energy_objective`); ``None`` leaves energy out.
     * ``max_accuracy_drop``: the budget, a fraction of validation accuracy (0.01 = one
@@ -59,7 +64,8 @@ class CompressionContext:
     * ``example``: a batch of inputs for counts and latency (default: 32 validation images).
     * ``progress``: called with an :class:`Event` for every evaluation and fine-tuning.
     * ``reference_accuracy``: the validation accuracy the budget is measured from; methods
-      and chains set it from the model they start with.
+      and chains set it from the model they start with (``selection_reference``: the same
+      on the ``select`` split).
     """
 
     data: Dataset = field(repr=False)
@@ -71,11 +77,12 @@ class CompressionContext:
     loss_fn: Loss | None = None
     progress: Callable[[Event], None] | None = field(default=None, repr=False)
     reference_accuracy: float | None = None
+    selection_reference: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, Dataset):
             raise UserInputError(f"CompressionContext: data must be a dnnergy.data.Dataset (got {type(self.data).__name__})")
-        for name in ("max_accuracy_drop", "reference_accuracy"):
+        for name in ("max_accuracy_drop", "reference_accuracy", "selection_reference"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0):
                 raise UserInputError(f"CompressionContext: {name} must be a fraction in [0, 1] or None (got {value!r})")
@@ -115,10 +122,12 @@ class CompressionContext:
         return self.example if self.example is not None else self.data.val.tensors[0][:32]
 
     def evaluate(self, model: nn.Module, split: str = "val") -> float:
-        """Top-1 accuracy of ``model`` on ``split`` (a fraction); validation evaluations are reported to ``progress``."""
+        """Top-1 accuracy of ``model`` on ``split`` (a fraction); validation and selection evaluations are
+        reported to ``progress``."""
         accuracy = evaluate(model, self.data.split(split))
-        if split == "val":
-            self.notify(Event("evaluated", f"validation accuracy {accuracy:.2%}", accuracy=accuracy))
+        if split in ("val", "select"):
+            what = "validation" if split == "val" else "selection"
+            self.notify(Event("evaluated", f"{what} accuracy {accuracy:.2%}", accuracy=accuracy))
         return accuracy
 
     def floor(self) -> float:
@@ -139,6 +148,33 @@ class CompressionContext:
     def within_budget(self, accuracy: float) -> bool:
         """True when ``accuracy`` (validation, a fraction) is at or above :meth:`floor`."""
         return accuracy >= self.floor()
+
+    # -- the selection split (searches' accept decisions) -------------------------------------
+    @property
+    def selection_split(self) -> str:
+        """The split searches decide on: ``"select"`` when the data set has one, else ``"val"``."""
+        return self.data.selection_split
+
+    def with_selection_reference(self, model: nn.Module) -> "CompressionContext":
+        """This context with :attr:`selection_reference` measured on ``model`` (one evaluation of the
+        ``select`` split), unless it is set already, there is no budget or no ``select`` split."""
+        if self.selection_reference is not None or self.max_accuracy_drop is None or self.data.select is None:
+            return self
+        return self.replace(selection_reference=self.evaluate(model, "select"))
+
+    def selection_accuracy(self, model: nn.Module) -> float:
+        """Top-1 accuracy of ``model`` on :attr:`selection_split` (a fraction), reported to ``progress``."""
+        return self.evaluate(model, self.selection_split)
+
+    def selection_floor(self) -> float:
+        """The lowest acceptable accuracy on :attr:`selection_split`: its reference minus the budget
+        (:meth:`floor` itself when the selection split is ``val``)."""
+        if self.data.select is None or self.max_accuracy_drop is None:
+            return self.floor()
+        if self.selection_reference is None:
+            raise UserInputError("CompressionContext: the selection budget needs selection_reference "
+                                 "(set by compress.run, or call with_selection_reference(model))")
+        return self.selection_reference - self.max_accuracy_drop
 
     def require(self, what: str, method: str) -> Any:
         """The context field ``what`` (``"energy"`` or ``"max_accuracy_drop"``), or a clear error naming ``method``."""

@@ -175,8 +175,9 @@ def eap(model: nn.Module, context: CompressionContext, *, step: float = 0.2, max
     Layers are ordered by the context's energy objective (``by_module`` when it has one);
     inside a layer, steps of ``step`` of its remaining weights (up to ``max_sparsity``)
     remove the weights whose removal least changes the layer's output and re-fit the rest
-    on the Gram matrix of the first ``calibration`` training images, until validation
-    accuracy falls below the budget (or ``layer_drop`` below the layer's start). Then the
+    on the Gram matrix of the first ``calibration`` training images, until accuracy on the
+    selection split (``select``, else validation) falls below the budget (or ``layer_drop``
+    below the layer's start); the record's validation accuracy is then the honest check. Then the
     whole model is fine-tuned, and the iteration repeats (at most ``max_iterations``).
     ``rounds``, ``damping``, ``batch_size``: see :class:`EAPConfig`. ``layers`` limits
     pruning to some Linear/Conv1d/Conv2d module paths.
@@ -186,10 +187,10 @@ def eap(model: nn.Module, context: CompressionContext, *, step: float = 0.2, max
     config = EAPConfig(layer_drop, step, max_sparsity, rounds, max_iterations, damping, batch_size)
     names = [n.rpartition(".")[0] for n in prunable_parameters(model, list(layers) or None)]
     images = context.calibration(calibration)
-    target = context.floor()
+    target = context.with_selection_reference(model).selection_floor()  # many accept decisions: the selection split
     allowed = context.max_accuracy_drop if config.layer_drop is None else config.layer_drop
     masks = Masks(model, reversible=False)
-    steps, orders, accuracy = [], [], context.evaluate(model)
+    steps, orders, accuracy = [], [], context.selection_accuracy(model)
     for iteration in range(config.max_iterations):
         saved = snapshot(model)
         energies = layer_energies(model, energy_fn, names)
@@ -203,11 +204,11 @@ def eap(model: nn.Module, context: CompressionContext, *, step: float = 0.2, max
         if not changed:
             break
         if context.fine_tune(model):
-            accuracy = context.evaluate(model)
+            accuracy = context.selection_accuracy(model)
             steps.append(Step(iteration, "", masks.sparsity(), accuracy, accuracy >= target, True))
         if accuracy < target:  # fine-tuning could not hold the target: undo this iteration
             rollback(model, saved)
-            accuracy = context.evaluate(model)
+            accuracy = context.selection_accuracy(model)
             break
     summary = f"{len(orders)} iteration(s), order {' > '.join(orders[0])}" if orders else "nothing to prune"
     layers_now = weight_sparsity(model, names)
@@ -233,7 +234,7 @@ def _prune_layer(model, name, masks, context, calibration, config, target, accur
         new_keep, new_weight = select_by_output_error(gram, original, keep, goal - zeros, rounds=config.rounds,
                                                       damping=config.damping)
         set_weight_rows(module, new_weight)
-        acc = context.evaluate(model)
+        acc = context.selection_accuracy(model)
         accepted = acc >= floor
         trials.append(Step(iteration, name, goal / numel, acc, accepted))
         if not accepted:

@@ -47,8 +47,9 @@ class Step:
 
     ``layer`` is the module it acted on (``""`` = the whole model); ``strength`` what it
     tried, in the method's own unit (a sparsity fraction, a channel ratio, neurons kept);
-    ``accuracy`` the validation accuracy after the trial (a fraction, ``None`` if not
-    evaluated); ``accepted`` False for a trial that was undone; ``fine_tuned`` whether the
+    ``accuracy`` the accuracy after the trial on the split the decision was taken on
+    (validation, or the ``select`` split for searches on data sets that have one; a
+    fraction, ``None`` if not evaluated); ``accepted`` False for a trial that was undone; ``fine_tuned`` whether the
     model was retrained in this step.
     """
 

@@ -143,8 +143,10 @@ def _by_reconstruction(surgeon: ChannelSurgeon, config: StructuredConfig, x: Ten
 
 def _by_energy(surgeon: ChannelSurgeon, config: StructuredConfig, context: CompressionContext,
                energy_fn: Callable[[nn.Module], float]) -> list[Step]:
-    energy, accuracy = float(energy_fn(surgeon.model)), context.evaluate(surgeon.model)
-    target, steps = config.energy_target * energy, []
+    # Many accept decisions: taken on the selection split, the budget on validation stays unseen.
+    context = context.with_selection_reference(surgeon.model)
+    energy, accuracy = float(energy_fn(surgeon.model)), context.selection_accuracy(surgeon.model)
+    target, floor, steps = config.energy_target * energy, context.selection_floor(), []
     while energy > target:
         best: tuple[float, str, list[int], float, float] | None = None
         for group in surgeon.groups(config.ignore):
@@ -154,8 +156,8 @@ def _by_energy(surgeon: ChannelSurgeon, config: StructuredConfig, context: Compr
             indices = lowest_channels(norm_importance(group, 1.0), count)
             trial = ChannelSurgeon(copy.deepcopy(surgeon.model), surgeon.inputs)
             trial.remove(group.root, indices)
-            trial_energy, trial_accuracy = float(energy_fn(trial.model)), context.evaluate(trial.model)
-            if not context.within_budget(trial_accuracy) or trial_energy >= energy:
+            trial_energy, trial_accuracy = float(energy_fn(trial.model)), context.selection_accuracy(trial.model)
+            if trial_accuracy < floor or trial_energy >= energy:
                 continue
             score = (energy - trial_energy) / max(accuracy - trial_accuracy, config.tolerance)
             if best is None or score > best[0]:

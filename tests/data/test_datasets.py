@@ -91,15 +91,15 @@ def test_split_seed_changes_membership_not_sizes():
 
 
 def test_unknown_dataset_lists_known_names():
-    with pytest.raises(UserInputError, match=r"unknown dataset 'cifar' \(known: digits, mnist, synthetic\)"):
+    with pytest.raises(UserInputError, match=r"unknown dataset 'cifar' \(known: digits, fashion-mnist, mnist, synthetic\)"):
         load_dataset("cifar")
     with pytest.raises(UserInputError, match=r"did you mean mnist"):
         load_dataset("mnsit")
 
 
 def test_registry_lists_refuses_duplicates_and_resolves_aliases():
-    assert list_datasets() == ["digits", "mnist", "synthetic"]
-    assert list_datasets("*i*") == ["digits", "mnist", "synthetic"]
+    assert list_datasets() == ["digits", "fashion-mnist", "mnist", "synthetic"]
+    assert list_datasets("*i*") == ["digits", "fashion-mnist", "mnist", "synthetic"]
     assert list_datasets("m*") == ["mnist"]
     with pytest.raises(RuntimeError, match="'mnist' is already registered"):
         register_dataset("mnist")(lambda: None)

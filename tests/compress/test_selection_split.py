@@ -1,0 +1,70 @@
+"""Searches decide on the ``select`` split; the budget on ``val`` stays unseen by their decisions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from dnnergy.compress import CompressionContext, get_method
+from dnnergy.data import Dataset, load_dataset
+from dnnergy.errors import UserInputError
+from dnnergy.metrics import energy_objective
+
+torch.set_num_threads(1)
+
+
+def _with_select(data: Dataset, wrong_select_labels: bool = False) -> Dataset:
+    """``data`` whose first half of val becomes ``select`` (labels shifted by one class if asked)."""
+    x, y = data.val.tensors
+    half = len(y) // 2
+    labels = (y[:half] + 1) % data.num_classes if wrong_select_labels else y[:half]
+    return Dataset(data.name, data.train, TensorDataset(x[half:], y[half:]), data.test, data.input_shape,
+                   data.num_classes, select=TensorDataset(x[:half], labels))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = load_dataset("digits")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    xt, yt = data.train.tensors
+    for _ in range(120):
+        opt.zero_grad()
+        F.cross_entropy(model(xt), yt).backward()
+        opt.step()
+    return model.eval(), data
+
+
+def test_selection_reference_and_floor_come_from_the_select_split(trained):
+    model, data = trained
+    data = _with_select(data, wrong_select_labels=True)  # every selection image is wrong: accuracy 0
+    context = CompressionContext(data, max_accuracy_drop=0.05, fine_tuning=None, reference_accuracy=0.9)
+    assert context.selection_split == "select"
+    with pytest.raises(UserInputError, match="selection_reference"):
+        context.selection_floor()
+    measured = context.with_selection_reference(model)
+    assert measured.selection_reference == 0.0 and measured.selection_floor() == pytest.approx(-0.05)
+    assert measured.floor() == pytest.approx(0.85)  # the validation budget is untouched
+
+
+def test_without_a_select_split_the_selection_is_validation(trained):
+    model, data = trained
+    context = CompressionContext(data, max_accuracy_drop=0.05, fine_tuning=None, reference_accuracy=0.9)
+    assert context.selection_split == "val"
+    assert context.with_selection_reference(model).selection_floor() == pytest.approx(0.85)
+
+
+def test_eap_takes_every_accept_decision_on_the_select_split(trained):
+    model, data = trained
+    events = []
+    context = CompressionContext.build(_with_select(data), hardware="horowitz45", dataflow="weights_once",
+                                       max_accuracy_drop=0.02, fine_tuning=None, progress=events.append)
+    result = get_method("eap")(model, context, step=0.3, max_iterations=1, calibration=500)
+    evaluated = [e.message for e in events if e.kind == "evaluated"]
+    assert evaluated and all(m.startswith("selection accuracy") for m in evaluated)
+    assert len(result.record.steps) >= 2  # several decisions, none of them on val
+    assert result.record.after.val_samples == len(data.val) // 2 + len(data.val) % 2
