@@ -16,7 +16,14 @@ defaults) and ``non_mac="exclude"`` (as seed 002 and Yang et al. 2017), on ``eye
 ``row_stationary`` and ``horowitz45`` + ``weights_once``.
 
     python benchmarks/pruning.py [--models lenet300,lenet5] [--out benchmarks/results.md] [--quick]
-                                 [--max-drop 0.01] [--threads 1]
+                                 [--max-drop 0.01] [--threads 1] [--data mnist|fashion-mnist]
+                                 [--presets eyeriss:row_stationary,horowitz45:weights_once]
+
+``--data fashion-mnist`` runs on full-size Fashion-MNIST (section "Pruning on
+Fashion-MNIST"): 5,000 validation and 10,000 test images make one point about three
+standard errors, and searches decide on the separate select split. EAP against magnitude
+is also compared at equal test accuracy, reading each method's accuracy-energy front
+(:func:`energy_at_accuracy`).
 
 Every row but the peer's is a registered method run through the compression contract
 (``dnnergy.compress.run``, or ``dnnergy.explore.strongest`` for a one-shot method whose
@@ -44,6 +51,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
+from torch.utils.data import TensorDataset
 
 from dnnergy.compress import CompressionContext, Masks, Record, prunable_parameters, run
 from dnnergy.compress.eliminate import INPUTS
@@ -56,7 +64,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import RESULTS, write_section  # noqa: E402
 
 SECTION = "Pruning"
-PRESETS = (("eyeriss", "row_stationary"), ("horowitz45", "weights_once"))
+PRESETS = (("eyeriss", "row_stationary"), ("horowitz45", "weights_once"))  # the default --presets; the first steers
+Preset = tuple[str, str]  # (hardware, dataflow)
 EAP_TARGET = 1.5  # issue 4: EAP energy reduction >= 1.5x magnitude pruning's
 SEED002 = {"lenet300": 26.71, "lenet5": 33.02}  # seed 002, "Energy Comparison", Original/After totals
 MAGNITUDE = "magnitude, iterative (Han 2015)"
@@ -93,7 +102,14 @@ class Measured:
     val: float
     test: float
     weights: int
-    energy: tuple[float, ...]  # per preset, as PRESETS
+    energy: tuple[float, ...]  # per preset, as the run's presets
+    val_n: int = 1
+    test_n: int = 1
+
+    def se(self, split: str) -> float:
+        """Binomial standard error of the ``"val"`` or ``"test"`` accuracy (a fraction)."""
+        p, n = (self.val, self.val_n) if split == "val" else (self.test, self.test_n)
+        return math.sqrt(p * (1 - p) / n)
 
 
 @dataclass(eq=False)
@@ -108,19 +124,20 @@ class Setup:
     budget: Budget
     max_drop: float
     energies: tuple[EnergyObjective, ...]
+    presets: tuple[Preset, ...] = PRESETS
     curve: list[Measured] = field(default_factory=list)
     context: CompressionContext = field(init=False)
 
     def __post_init__(self) -> None:
         images = self.data.val.tensors[0][:64]
         self.context = CompressionContext(
-            self.data, energy=per_image_energy(images, *PRESETS[0]), max_accuracy_drop=self.max_drop,
+            self.data, energy=per_image_energy(images, *self.presets[0]), max_accuracy_drop=self.max_drop,
             fine_tuning=dataclasses.replace(FINE_TUNE, epochs=self.budget.ft_epochs), example=images,
             progress=self.on_event, reference_accuracy=evaluate(self.model, self.data.val))
 
     def measure(self, model: nn.Module) -> Measured:
         return Measured(evaluate(model, self.data.val), evaluate(model, self.data.test), nonzero_weights(model),
-                        tuple(e(model) for e in self.energies))
+                        tuple(e(model) for e in self.energies), len(self.data.val), len(self.data.test))
 
     def on_event(self, event) -> None:
         if event.kind == "fine_tuned":
@@ -259,6 +276,27 @@ BUDGETS = {
     "cnn": Budget(1, (0.5, 0.7, 0.8, 0.9), (0.25, 0.5, 0.75), _QUICK_EAP, 8, 600),
 }
 QUICK_MODELS = {"mlp": TinyMLP, "cnn": TinyCNN}
+#: Full-size Fashion-MNIST: the same grids, one fine-tuning epoch on FASHION_FT_SAMPLES training images (the
+#: whole 50,000-image split per step would put the run far past 30 minutes on 2 cores).
+FASHION_BUDGETS = {
+    "lenet300": Budget(1, _GRID, _RATIOS, _EAP, 25, 2000),
+    "lenet5": Budget(1, _GRID, _RATIOS, {**_EAP, "max_iterations": 4}, 25, 2000),
+}
+FASHION_FT_SAMPLES = 10_000
+
+
+def budget_of(name: str, data: Dataset) -> Budget:
+    """The model's budget on ``data`` (Fashion-MNIST has its own, see :data:`FASHION_BUDGETS`)."""
+    return FASHION_BUDGETS[name] if data.name == "fashion-mnist" else BUDGETS[name]
+
+
+def fine_tuning_data(data: Dataset) -> Dataset:
+    """``data`` with its train split cut to the first :data:`FASHION_FT_SAMPLES` images on Fashion-MNIST (what
+    every fine-tuning epoch and calibration sees); other data sets unchanged. Pretraining used all of it."""
+    if data.name != "fashion-mnist":
+        return data
+    x, y = data.train.tensors
+    return dataclasses.replace(data, train=TensorDataset(x[:FASHION_FT_SAMPLES], y[:FASHION_FT_SAMPLES]))
 
 
 def load_model(name: str, data: Dataset) -> nn.Module:
@@ -269,7 +307,7 @@ def load_model(name: str, data: Dataset) -> nn.Module:
             model = QUICK_MODELS[name]()
         train(model, data, epochs=30, lr=3e-3, batch_size=32)
         return model.eval()
-    return pretrained(name, data.name)
+    return pretrained(name, data.name)  # the full data set's weights (fine_tuning_data only cuts fine-tuning)
 
 
 # -- measuring and reporting -----------------------------------------------------------------------
@@ -297,18 +335,23 @@ def weight_ceiling(model: nn.Module, energy: EnergyObjective) -> float:
     return energy.price(workload).total / energy.price(zeroed).total
 
 
-def table(base: Line, rows: list[Line], max_drop: float) -> str:
-    head = ("| method | strength (chosen on val) | val acc | test acc | test Δ (pts) | weights kept | weight red. "
-            "| energy red. eyeriss/RS | energy red. horowitz45/WO | FT epochs | trials | time (s) |")
-    lines = [head, "|" + "---|" * 12]
+def _short(preset: Preset) -> str:
+    return f"{preset[0]}/{''.join(w[0].upper() for w in preset[1].split('_'))}"
+
+
+def table(base: Line, rows: list[Line], max_drop: float, presets: tuple[Preset, ...]) -> str:
+    head = ("| method | strength (chosen on val) | val acc (± SE) | test acc (± SE) | test Δ (pts) | weights kept "
+            "| weight red. | " + " | ".join(f"energy red. {_short(p)}" for p in presets)
+            + " | FT epochs | trials | time (s) |")
+    lines = [head, "|" + "---|" * (10 + len(presets))]
     for row in [base, *rows]:
         p, b = row.point, base.point
         delta = 100 * (p.test - b.test)
         flag = " †" if delta < -100 * max_drop - 1e-9 else ""
-        red = [reduction(b, p, i) for i in range(len(PRESETS))]
-        lines.append(f"| {row.method} | {row.strength} | {p.val:.3f} | {p.test:.3f} | {delta:+.1f}{flag} "
-                     f"| {p.weights:,} | {b.weights / max(p.weights, 1):.2f}x | {red[0]:.2f}x | {red[1]:.2f}x "
-                     f"| {row.epochs} | {row.trials} | {row.seconds:.1f} |")
+        red = " | ".join(f"{reduction(b, p, i):.2f}x" for i in range(len(presets)))
+        lines.append(f"| {row.method} | {row.strength} | {p.val:.3f} ± {p.se('val'):.3f} | {p.test:.3f} ± "
+                     f"{p.se('test'):.3f} | {delta:+.1f}{flag} | {p.weights:,} | {b.weights / max(p.weights, 1):.2f}x "
+                     f"| {red} | {row.epochs} | {row.trials} | {row.seconds:.1f} |")
     return "\n".join(lines)
 
 
@@ -323,32 +366,68 @@ def best_on_curve(base: Measured, curve: tuple[Measured, ...], max_drop: float, 
     return max(within, key=lambda p: reduction(base, p, preset), default=None)
 
 
-def curve_table(base: Measured, rows: list[Line], max_drop: float, ceilings: tuple[float, ...]) -> str:
+def energy_at_accuracy(points: list[tuple[float, float]], accuracy: float) -> float | None:
+    """The lowest energy at which a method reaches test ``accuracy``, interpolated linearly on its front.
+
+    ``points`` are ``(energy, test accuracy)`` of every model the method produced (with the
+    dense baseline). The front keeps the points more accurate than every cheaper one;
+    between two front points the accuracy is taken as linear in energy. ``None`` when no
+    point reaches ``accuracy``. Example: ``[(10, 0.9), (4, 0.88), (2, 0.80)]`` at 0.85 gives
+    ``2 + (0.85 - 0.80) / (0.88 - 0.80) * (4 - 2) = 3.25``.
+    """
+    front: list[tuple[float, float]] = []
+    for energy, acc in sorted(points):
+        if not front or acc > front[-1][1]:
+            front.append((energy, acc))
+    for i, (energy, acc) in enumerate(front):
+        if acc >= accuracy:
+            if i == 0:
+                return energy
+            (e0, a0) = front[i - 1]
+            return e0 + (accuracy - a0) / (acc - a0) * (energy - e0)
+    return None
+
+
+def equal_accuracy_ratio(base: Measured, magnitude: Line, eap: Line, accuracy: float, preset: int
+                         ) -> tuple[float | None, float | None]:
+    """Energy reduction (baseline / energy at ``accuracy``) of magnitude pruning and of EAP on ``preset``,
+    each read off its interpolated accuracy-energy front (:func:`energy_at_accuracy`)."""
+    out = []
+    for line in (magnitude, eap):
+        points = [(p.energy[preset], p.test) for p in (base, line.point, *line.curve)]
+        energy = energy_at_accuracy(points, accuracy)
+        out.append(None if energy is None or energy <= 0 else base.energy[preset] / energy)
+    return out[0], out[1]
+
+
+def curve_table(base: Measured, rows: list[Line], max_drop: float, ceilings: tuple[float, ...],
+                presets: tuple[Preset, ...]) -> str:
     """Per method with fine-tuned models: the strongest point of its curve within ``max_drop`` test loss, per preset."""
-    head = ("| method | fine-tuned models | eyeriss/RS: energy red. (test Δ, weight red.) "
-            "| horowitz45/WO: energy red. (test Δ, weight red.) |")
-    lines = [head, "|---|---|---|---|"]
+    head = ("| method | fine-tuned models | " + " | ".join(f"{_short(p)}: energy red. (test Δ, weight red.)"
+                                                          for p in presets) + " |")
+    lines = [head, "|" + "---|" * (2 + len(presets))]
     for row in rows:
         if not row.curve:
             continue
         cells = []
-        for i in range(len(PRESETS)):
+        for i in range(len(presets)):
             p = best_on_curve(base, row.curve, max_drop, i)
             cells.append("none" if p is None else f"{reduction(base, p, i):.2f}x ({100 * (p.test - base.test):+.1f}, "
                                                   f"{base.weights / max(p.weights, 1):.1f}x)")
-        lines.append(f"| {row.method} | {len(row.curve)} | {cells[0]} | {cells[1]} |")
-    lines.append(f"| ceiling of unstructured pruning (every weight zero, activation densities kept) | - "
-                 f"| {ceilings[0]:.2f}x | {ceilings[1]:.2f}x |")
+        lines.append(f"| {row.method} | {len(row.curve)} | {' | '.join(cells)} |")
+    lines.append("| ceiling of unstructured pruning (every weight zero, activation densities kept) | - | "
+                 + " | ".join(f"{c:.2f}x" for c in ceilings) + " |")
     return "\n".join(lines)
 
 
-def targets(name: str, base: Line, rows: dict[str, Line], max_drop: float, ceilings: tuple[float, ...]) -> list[str]:
+def targets(name: str, base: Line, rows: dict[str, Line], max_drop: float, ceilings: tuple[float, ...],
+            presets: tuple[Preset, ...]) -> list[str]:
     """Issue 4's targets for one model, met or not, with the numbers: EAP against magnitude both as chosen on
     validation and at their best test-curve points within ``max_drop``; neuron elimination against seed 002."""
     out, b, pts = [], base.point, 100 * max_drop
     mag, eap = rows.get(MAGNITUDE), rows.get(EAP)
     if mag and eap:
-        for i, (hw, flow) in enumerate(PRESETS):
+        for i, (hw, flow) in enumerate(presets):
             m, e = reduction(b, mag.point, i), reduction(b, eap.point, i)
             loss = 100 * (b.test - eap.point.test)
             ok = e / m >= EAP_TARGET and eap.point.test >= mag.point.test and loss <= pts + 1e-9
@@ -356,6 +435,12 @@ def targets(name: str, base: Line, rows: dict[str, Line], max_drop: float, ceili
                        f"reduction = {e / m:.2f}x (target >= {EAP_TARGET}x at equal-or-better accuracy and <= {pts:.0f} "
                        f"point test loss; test Δ EAP {-loss:+.1f} vs magnitude {100 * (mag.point.test - b.test):+.1f} "
                        f"points): **{'met' if ok else 'NOT met'}**")
+            at = b.test - max_drop
+            mag_red, eap_red = equal_accuracy_ratio(b, mag, eap, at, i)
+            if mag_red is not None and eap_red is not None:
+                out.append(f"- {name}, {hw}/{flow}, at equal test accuracy {at:.3f} (each method's accuracy-energy "
+                           f"front, interpolated): EAP {eap_red:.2f}x vs magnitude {mag_red:.2f}x energy reduction = "
+                           f"**{eap_red / mag_red:.2f}x** (Yang et al. report 1.74x on AlexNet)")
             pm, pe = best_on_curve(b, mag.curve, max_drop, i), best_on_curve(b, eap.curve, max_drop, i)
             if pm is None or pe is None:
                 missing = " or ".join(m for m, p in (("magnitude", pm), ("EAP", pe)) if p is None)
@@ -374,7 +459,10 @@ def targets(name: str, base: Line, rows: dict[str, Line], max_drop: float, ceili
     for method in (ELIMINATION, ELIMINATION_INPUTS):
         elim = rows.get(method)
         if elim and name in SEED002:
-            red, loss = reduction(b, elim.point, 1), 100 * (b.test - elim.point.test)
+            if ("horowitz45", "weights_once") not in presets:
+                continue
+            red = reduction(b, elim.point, presets.index(("horowitz45", "weights_once")))
+            loss = 100 * (b.test - elim.point.test)
             ok = red >= SEED002[name] and loss <= pts + 1e-9
             out.append(f"- {name}, {method}: {red:.2f}x energy (horowitz45/weights_once, seed 002's energy model) at "
                        f"{-loss:+.1f} test points vs seed 002's 'After' row {SEED002[name]:.2f}x at about -2 points "
@@ -382,16 +470,17 @@ def targets(name: str, base: Line, rows: dict[str, Line], max_drop: float, ceili
     return out
 
 
-def run_model(name: str, data: Dataset, max_drop: float, log: Callable[[str], None]) -> tuple[str, list[str], list[str]]:
+def run_model(name: str, data: Dataset, max_drop: float, presets: tuple[Preset, ...], log: Callable[[str], None]
+              ) -> tuple[str, list[str], list[str]]:
     start = time.perf_counter()
     model = load_model(name, data)
-    energies = tuple(per_image_energy(data.test.tensors[0][:64], hw, flow) for hw, flow in PRESETS)
-    s = Setup(model, data, BUDGETS[name], max_drop, energies)
+    energies = tuple(per_image_energy(data.test.tensors[0][:64], hw, flow) for hw, flow in presets)
+    s = Setup(model, fine_tuning_data(data), budget_of(name, data), max_drop, energies, presets)
     base = Line("baseline (dense)", "-", s.measure(model), 0, 0, 0.0)
     ceilings = tuple(weight_ceiling(model, e) for e in energies)
     log(f"[{name}] baseline val {base.point.val:.3f} test {base.point.test:.3f}, {base.point.weights:,} weights, "
-        f"energy/image {base.point.energy[0]:.4g} {energies[0].unit} (eyeriss), {base.point.energy[1] / 1e6:.4g} uJ "
-        f"(horowitz45); unstructured ceiling {ceilings[0]:.2f}x / {ceilings[1]:.2f}x; {time.perf_counter() - start:.1f} s")
+        + ", ".join(f"energy/image {e:.4g} {o.unit} ({_short(p)})" for e, o, p in zip(base.point.energy, energies, presets))
+        + f"; unstructured ceiling {' / '.join(f'{c:.2f}x' for c in ceilings)}; {time.perf_counter() - start:.1f} s")
     rows, notes = {}, []
     for label, row in ROWS.items():
         if isinstance(row, Row) and not row.applies(model):
@@ -405,17 +494,17 @@ def run_model(name: str, data: Dataset, max_drop: float, log: Callable[[str], No
             log(f"[{name}]   {note}")
             notes.append(f"- {name}, {label}: {note}")
         log(f"[{name}] {label}: {outcome.strength}; test {rows[label].point.test:.3f}; {rows[label].seconds:.1f} s")
-    text = (table(base, list(rows.values()), max_drop) + "\n\nOn the test curves: every model a method fine-tuned "
+    text = (table(base, list(rows.values()), max_drop, presets) + "\n\nOn the test curves: every model a method fine-tuned "
             f"(each step, each strength tried), the strongest within {100 * max_drop:.0f} test point per preset (not "
             "a selection a user without test labels could make; it compares the methods at equal test accuracy):\n\n"
-            + curve_table(base.point, list(rows.values()), max_drop, ceilings))
-    return text, targets(name, base, rows, max_drop, ceilings), notes
+            + curve_table(base.point, list(rows.values()), max_drop, ceilings, presets))
+    return text, targets(name, base, rows, max_drop, ceilings, presets), notes
 
 
-def budget_text(names: list[str]) -> str:
+def budget_text(names: list[str], budgets: dict[str, Budget]) -> str:
     lines = []
     for name in names:
-        b = BUDGETS[name]
+        b = budgets[name]
         lines.append(f"- {name}: {b.ft_epochs} fine-tuning epoch(s) (Adam, lr 3e-4, full train split) after every "
                      f"pruning step; sparsity grid {list(b.sparsities)} (magnitude walks it iteratively, the torch peer "
                      f"binary-searches it one-shot); structured ratio grid {list(b.ratios)} (binary search, one shot); "
@@ -432,21 +521,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file whose 'Pruning' section is replaced")
     parser.add_argument("--quick", action="store_true", help="tiny networks on sklearn digits, small budgets (test suite)")
     parser.add_argument("--max-drop", type=float, default=0.01, help="largest validation-accuracy drop (fraction)")
+    parser.add_argument("--data", default="mnist", choices=("mnist", "fashion-mnist"),
+                        help="mnist (the 5k subset: section 'Pruning') or fashion-mnist (full size: section "
+                             "'Pruning on Fashion-MNIST'); --quick always uses digits")
+    parser.add_argument("--presets", default=",".join(f"{h}:{f}" for h, f in PRESETS),
+                        help="comma-separated hardware:dataflow pairs to price every model on; the first one steers")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1: on the shared 2-core machine the per-row Cholesky "
                              "factorisations of energy-aware pruning ran 3x slower with 2; training always uses 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = (args.models or ("mlp,cnn" if args.quick else "lenet300,lenet5")).split(",")
-    unknown = [n for n in names if n not in BUDGETS]
+    budgets = FASHION_BUDGETS if args.data == "fashion-mnist" and not args.quick else BUDGETS
+    unknown = [n for n in names if n not in budgets]
     if unknown:
-        parser.error(f"unknown model(s) {unknown}; known: {sorted(BUDGETS)}")
-    data = load_dataset("digits" if args.quick else "mnist")
+        parser.error(f"unknown model(s) {unknown}; known: {sorted(budgets)}")
+    presets = tuple(tuple(pair.split(":", 1)) for pair in args.presets.split(","))
+    if any(len(p) != 2 for p in presets):
+        parser.error(f"--presets: expected hardware:dataflow pairs (got {args.presets!r})")
+    data = load_dataset("digits" if args.quick else args.data)
+    section = SECTION if data.name != "fashion-mnist" else f"{SECTION} on Fashion-MNIST"
     start = time.perf_counter()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     parts, goals, notes = [], [], []
     for name in names:
-        text, met, found = run_model(name, data, args.max_drop, log)
+        text, met, found = run_model(name, data, args.max_drop, presets, log)
         parts.append(f"### {name} on {data.name}\n\n{text}")
         goals.extend(met)
         notes.extend(found)
@@ -455,8 +554,10 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n\n".join([
         f"`{command.strip()}` on {datetime.date.today().isoformat()}: {total:.0f} s wall-clock in total "
         f"({os.cpu_count()} CPU(s), shared; torch {torch.__version__}, {args.threads} threads, Python "
-        f"{platform.python_version()}). Dataset {data.name}: {len(data.train)} / {len(data.val)} / {len(data.test)} "
-        f"train / val / test images.",
+        f"{platform.python_version()}). Dataset {data.name}: "
+        + " / ".join(f"{n:,} {split}" for split, n in data.sizes.items()) + " images"
+        + (f"; fine-tuning and calibration use the first {FASHION_FT_SAMPLES:,} training images, searches (EAP, "
+           "structured by energy) decide on the select split" if data.name == "fashion-mnist" else "") + ".",
         "Every method runs through the compression contract (`dnnergy.compress.run`, or `dnnergy.explore.strongest` "
         "for a one-shot method whose strength is searched) at the most aggressive strength whose **validation** "
         f"accuracy stays within {100 * args.max_drop:.0f} point of the baseline's; the table reports **test** "
@@ -468,14 +569,14 @@ def main(argv: list[str] | None = None) -> int:
         "recorded (strengths, layer steps, plans tried). Time = wall-clock seconds of the method including its "
         "strength search and fine-tuning.",
         *parts,
-        "Budgets:\n\n" + budget_text(names),
+        "Budgets:\n\n" + budget_text(names, budgets),
         "Neuron elimination plans (the accepted plan, and the move that ended the search):\n\n"
         + "\n".join(notes),
         "Targets (issue 4):\n\n" + "\n".join(goals),
     ])
-    print(f"## {SECTION}\n\n{body}")
-    write_section(SECTION, body, args.out)
-    print(f"wrote the '{SECTION}' section of {args.out}", file=sys.stderr)
+    print(f"## {section}\n\n{body}")
+    write_section(section, body, args.out)
+    print(f"wrote the '{section}' section of {args.out}", file=sys.stderr)
     return 0
 
 

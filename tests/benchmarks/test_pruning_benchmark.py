@@ -67,8 +67,11 @@ def test_values_are_sane(quick_run):
         base_weights = int(rows[0][5].replace(",", ""))
         assert base_weights == DENSE_WEIGHTS[name]
         for cells in rows:
-            val, test = float(cells[2]), float(cells[3])
+            (val, val_se), (test, test_se) = (map(float, cells[i].split(" ± ")) for i in (2, 3))
             assert 0.0 <= val <= 1.0 and 0.0 <= test <= 1.0
+            # binomial standard errors on the quick run's 180 validation / 360 test digits
+            assert val_se == pytest.approx((val * (1 - val) / 180) ** 0.5, abs=6e-4)
+            assert test_se == pytest.approx((test * (1 - test) / 360) ** 0.5, abs=6e-4)
             kept = int(cells[5].replace(",", ""))
             assert 0 < kept <= base_weights
             assert float(cells[6].rstrip("x")) == pytest.approx(base_weights / kept, abs=0.006)
@@ -84,6 +87,8 @@ def test_targets_and_budgets_are_stated(quick_run):
     for name in DENSE_WEIGHTS:
         for view in ("as chosen on validation", "on the test curves"):
             assert re.search(rf"- {name}, eyeriss/row_stationary, {view}.*: EAP .* \*\*(met|NOT met)\*\*", written)
+        assert re.search(rf"- {name}, eyeriss/row_stationary, at equal test accuracy [\d.]+ .*: EAP [\d.]+x vs "
+                         rf"magnitude [\d.]+x energy reduction = \*\*[\d.]+x\*\*", written)
 
 
 def _curve_tables(text: str) -> dict[str, list[list[str]]]:
