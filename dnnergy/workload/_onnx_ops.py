@@ -57,10 +57,28 @@ class _Graph:
     def __init__(self, onnx: Any, file: Path, dims: dict[str, list | None], initializers: dict[str, list[int]]):
         self.onnx, self.file = onnx, file
         self.dims = {**dims, **initializers}
-        #: name -> element count of the parameter it is (or is a view of)
+        #: name -> element count of the parameter it is (or is a view of, or is computed from parameters)
         self.consts: dict[str, int] = {name: prod(dims) for name, dims in initializers.items()}
         self.static: set[str] = set(self.consts)  # known before any input is read
         self.tainted: set[str] = set()  # outputs of uncounted nodes, whose shapes inference may not know
+
+    def follow_consts(self, node: Any) -> None:
+        """Mark the parameters a (default-domain) node computes from parameters alone.
+
+        A view of a parameter (Reshape, Transpose, Cast, Identity, ...) is that parameter
+        and keeps its element count; any other node that reads nothing but parameters
+        (a ``Constant``, ``ConstantOfShape`` of a constant shape, a weight times a constant
+        scale) computes a parameter of its output's element count. Shape queries are not
+        parameters: what is computed from an activation's shape stays a shape.
+        """
+        reads = _ins(node)
+        if node.op_type in _VIEWS and reads and self.is_const(reads[0]):
+            self.consts.update((name, self.consts[reads[0]]) for name in node.output)
+        elif node.op_type not in ("Shape", "Size") and all(map(self.is_const, reads)):
+            for name in node.output:
+                dims = self.dims.get(name)
+                if dims is not None and all(isinstance(d, int) for d in dims):
+                    self.consts[name] = prod(dims)
 
     def shape(self, node: Any, name: str) -> list[int]:
         """The static shape of tensor ``name`` read by ``node``, or an OnnxImportError naming both."""
@@ -68,9 +86,11 @@ class _Graph:
         if dims is None or not all(isinstance(d, int) for d in dims):
             if name in self.tainted:  # produced (through free ops) by a node that was not counted
                 raise Unsupported("input shape unknown after an unsupported op")
+            side, why = ("output", "shape inference gives none for this node") if name in node.output else \
+                ("input", "shapes that depend on data values are not supported")
             raise OnnxImportError(
-                f"{self.file}: node {node.name!r} ({node.op_type}): the shape of its input {name!r} cannot be resolved "
-                f"(dims: {'unknown' if dims is None else dims}); shapes that depend on data values are not supported"
+                f"{self.file}: node {_node_name(node)!r} ({node.op_type}): the shape of its {side} {name!r} cannot be "
+                f"resolved (dims: {'unknown' if dims is None else dims}); {why}"
             )
         return [int(d) for d in dims]
 
@@ -99,6 +119,12 @@ class _Graph:
             else:
                 shapes.append(self.shape(node, name))
         return shapes, weights
+
+
+def _node_name(node: Any) -> str:
+    """A node's name as text: protobuf hands a name that is not valid UTF-8 over as bytes."""
+    name = node.name
+    return name.decode("utf-8", errors="backslashreplace") if isinstance(name, bytes) else name
 
 
 def _attr(onnx: Any, node: Any, name: str, default: Any = None) -> Any:

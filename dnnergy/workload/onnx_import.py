@@ -1,10 +1,14 @@
 """``from_onnx``: read an ONNX file into the same :class:`Workload` records ``trace`` produces.
 
-Shapes come from ``onnx.shape_inference`` and every compute node is turned into layer
-fields by the pure functions of :mod:`~dnnergy.workload.formulas` that the tracer's ATen
-handlers call, so the two front ends agree by construction. In ONNX an *initializer*
-(or a ``Constant``, or a view of one through a free op) plays the role of a PyTorch
-parameter: a MatMul with one is FC, between two activations MATMUL.
+Shapes come from :mod:`~dnnergy.workload.onnx_fold` (shape inference plus constant
+folding) and every compute node is turned into layer fields by the pure functions of
+:mod:`~dnnergy.workload.formulas` that the tracer's ATen handlers call, so the two front
+ends agree by construction. In ONNX an *initializer* plays the role of a PyTorch
+parameter, and so does whatever is computed from initializers alone: a ``Constant``,
+``ConstantOfShape`` of a constant shape, a ``Reshape``/``Transpose``/``Cast``/``Identity``
+of one (as old zoo files write their weights). A MatMul with one is FC, between two
+activations MATMUL. IR version 3 files, which list every initializer as a graph input
+too, read the same as newer ones: those inputs are weights, not model inputs.
 
 NB(onnx): where the exporter rewrites the graph, non-MAC records differ from ``trace``:
 an eval-mode export folds BatchNorm into the preceding Conv (no NORM record; the Conv
@@ -21,7 +25,6 @@ import ast
 import re
 import warnings
 from collections import Counter
-from math import prod
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -32,7 +35,8 @@ from .workload import UnsupportedOp, Workload
 
 __all__ = ["from_onnx"]
 
-from ._onnx_ops import _FREE, _HANDLERS, _LABELS, _VIEWS, _Graph, _attr, _ins
+from ._onnx_ops import _FREE, _HANDLERS, _LABELS, _Graph, _ins, _node_name
+from .onnx_fold import infer_dims, value_dims
 
 
 def _module_paths(nodes: Sequence[Any]) -> list[str]:
@@ -57,7 +61,8 @@ def _module_paths(nodes: Sequence[Any]) -> list[str]:
                 path = ""
         else:
             path, previous = "", ""
-            for scope in node.name.split("/")[1:-1] if node.name.startswith("/") else []:
+            name = _node_name(node)
+            for scope in name.split("/")[1:-1] if name.startswith("/") else []:
                 repeat = re.fullmatch(r"(.+)_\d+", scope)
                 if repeat and _join(path, previous, repeat.group(1)) in seen and _join(path, previous, scope) not in seen:
                     scope = repeat.group(1)
@@ -144,6 +149,26 @@ def _load(onnx: Any, file: Path) -> Any:
     return model
 
 
+def _check_opsets(onnx: Any, file: Path, model: Any) -> None:
+    """An OnnxImportError for an opset the graph's ops cannot be read under (before any shape is looked at).
+
+    Versions start at 1; the default domain (``""`` / ``ai.onnx``) must be imported when a
+    node uses it, at a version the installed onnx knows (its schemas give the shapes).
+    """
+    for opset in model.opset_import:
+        if opset.version < 1:
+            raise OnnxImportError(f"{file}: invalid opset version {opset.version} for domain {opset.domain or 'ai.onnx'!r} (versions start at 1)")
+    default = [opset.version for opset in model.opset_import if opset.domain in ("", "ai.onnx")]
+    newest = onnx.defs.onnx_opset_version()
+    if not default and any(node.domain in ("", "ai.onnx") for node in model.graph.node):
+        raise OnnxImportError(f"{file}: invalid opset: no opset import for the default domain 'ai.onnx' that its nodes use")
+    if default and max(default) > newest:
+        raise OnnxImportError(
+            f"{file}: invalid opset: ai.onnx version {max(default)} is newer than onnx {onnx.__version__} knows "
+            f"(1 to {newest}); upgrade onnx"
+        )
+
+
 def _fix_inputs(file: Path, inputs: list, input_shapes: Any) -> None:
     """Write ``input_shapes`` (a shape, a list of shapes in input order, or {name: shape}) into the graph inputs."""
     names = [i.name for i in inputs]
@@ -188,9 +213,9 @@ def _check_inputs(file: Path, graph: Any, inputs: list) -> tuple[tuple[int, ...]
     """The graph inputs' shapes; an OnnxImportError naming the input and its first reader if one is dynamic."""
     shapes = []
     for info in inputs:
-        dims = _dims(info) or ["?"]
+        dims = value_dims(info) or ["?"]
         if not all(isinstance(d, int) and d > 0 for d in dims):
-            reader = next((n.name or n.op_type for n in graph.node if info.name in n.input), "(none)")
+            reader = next((_node_name(n) or n.op_type for n in graph.node if info.name in n.input), "(none)")
             example = tuple(d if isinstance(d, int) and d > 0 else 1 for d in dims)
             raise OnnxImportError(
                 f"{file}: input {info.name!r} (read by node {reader!r}) has dynamic dimensions {dims}; "
@@ -198,90 +223,6 @@ def _check_inputs(file: Path, graph: Any, inputs: list) -> tuple[tuple[int, ...]
             )
         shapes.append(tuple(dims))
     return tuple(shapes)
-
-
-def _strip_weights(onnx: Any, graph: Any, keep: int = 64) -> dict[str, list[int]]:
-    """Turn initializers of more than ``keep`` elements into typed graph inputs; return all initializer dims.
-
-    Shape inference serialises the whole model; without the weight values (only small
-    constants such as Reshape targets are read) a 60M-parameter model infers in
-    milliseconds instead of seconds.
-    """
-    dims = {init.name: list(init.dims) for init in graph.initializer}
-    declared = {i.name for i in graph.input}
-    small = [init for init in graph.initializer if prod(init.dims) <= keep]
-    for init in graph.initializer:
-        if prod(init.dims) > keep and init.name not in declared:
-            graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
-    del graph.initializer[:]
-    graph.initializer.extend(small)
-    return dims
-
-
-def _dims(info: Any) -> list | None:
-    tensor = info.type.tensor_type
-    if not tensor.HasField("shape"):
-        return None
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
-
-
-def _infer(onnx: Any, file: Path, model: Any, shapes: Sequence[tuple[int, ...]], rounds: int = 8) -> dict[str, list]:
-    """Dims of every tensor: ONNX shape inference, plus constant folding of shape arithmetic until shapes settle.
-
-    Exporters compute reshape/expand targets from ``Shape`` with ops that ONNX's data
-    propagation does not follow (Where, ConstantOfShape); those static sub-graphs are
-    evaluated with ``onnx.reference`` (imported only when needed) and fed back as
-    constants. ``model`` is not modified.
-    """
-    work = onnx.ModelProto()
-    work.CopyFrom(model)
-    values: dict[str, Any] = {}
-    for _ in range(rounds):
-        try:
-            inferred = onnx.shape_inference.infer_shapes(work, strict_mode=True, data_prop=True)
-        except Exception as exc:  # InferenceError: the fixed shapes contradict the graph
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise OnnxImportError(f"{file}: shape inference failed with input shapes {list(shapes)}: {first}") from exc
-        graph = inferred.graph
-        dims = {i.name: list(i.dims) for i in graph.initializer}
-        dims.update((i.name, _dims(i)) for i in (*graph.input, *graph.value_info, *graph.output))
-        dynamic = any(d is None or not all(isinstance(x, int) for x in d) for n in graph.node for d in map(dims.get, n.output))
-        new = _fold(onnx, graph, dims, values) if dynamic else {}
-        if not new:
-            return dims
-        kept = [n for n in work.graph.node if not set(n.output) <= set(values)]
-        del work.graph.node[:]
-        work.graph.node.extend(kept)
-        work.graph.initializer.extend(onnx.numpy_helper.from_array(v, name) for name, v in new.items())
-    return dims
-
-
-def _fold(onnx: Any, graph: Any, dims: dict[str, list], values: dict[str, Any], limit: int = 4096) -> dict[str, Any]:
-    """Evaluate the nodes whose inputs are all known small constants or static shapes; returns the new values."""
-    import numpy as np
-    from onnx.reference import ReferenceEvaluator
-
-    if not values:
-        values.update((i.name, onnx.numpy_helper.to_array(i)) for i in graph.initializer if prod(i.dims) <= limit)
-    new = {}
-    for node in graph.node:
-        reads = _ins(node)
-        if node.domain not in ("", "ai.onnx") or any(a.HasField("g") or a.graphs for a in node.attribute):
-            continue
-        shape = dims.get(reads[0]) if node.op_type == "Shape" else None
-        if shape is not None and all(isinstance(d, int) for d in shape):
-            start, end = _attr(onnx, node, "start", 0), _attr(onnx, node, "end", None)
-            result = [np.array(shape[start:end], dtype=np.int64)]
-        elif node.op_type != "Shape" and all(n in values and values[n].size <= limit for n in reads):
-            try:
-                result = ReferenceEvaluator(node).run(None, {n: values[n] for n in reads})
-            except Exception:  # an op the reference runtime lacks: leave it to shape inference
-                continue
-        else:
-            continue
-        for name, value in zip(node.output, result):
-            values[name] = new[name] = np.asarray(value)
-    return new
 
 
 def _outer_refs(node: Any) -> list[str]:
@@ -311,18 +252,16 @@ def _convert(g: _Graph, nodes: Sequence[Any]) -> tuple[list[Layer], Counter, dic
     unsupported: dict[str, list] = {}
     for node, path in zip(nodes, paths):
         op = f"{node.domain or 'onnx'}.{node.op_type}".replace("ai.onnx.", "onnx.")
-        reads = _ins(node) + _outer_refs(node)
+        outer = _outer_refs(node)
+        reads = _ins(node) + outer
         default_domain = node.domain in ("", "ai.onnx")
         if any(name in g.tainted for name in reads):
             g.tainted.update(node.output)
         if node.op_type in ("Shape", "Size") or all(name in g.static for name in reads):
             # constants and arithmetic on them (shape computations): Python numbers in the traced model
             g.static.update(node.output)
-        if default_domain and node.op_type == "Constant":
-            value = g.attr(node, "value")
-            g.consts[node.output[0]] = prod(value.dims) if value is not None else 1
-        if default_domain and node.op_type in _VIEWS and g.is_const(node.input[0]):
-            g.consts.update((name, g.const_numel(node.input[0])) for name in node.output)
+        if default_domain and not outer:
+            g.follow_consts(node)
         if set(node.output) <= g.static or (default_domain and (node.op_type in _FREE or _free_branches(node))):
             ignored[op] += 1
             continue
@@ -334,7 +273,7 @@ def _convert(g: _Graph, nodes: Sequence[Any]) -> tuple[list[Layer], Counter, dic
         except Unsupported as exc:
             entry = unsupported.setdefault(op if handler is None else f"{op} ({exc})", [0, [], None])
             entry[0] += 1
-            entry[1].append(node.name or node.output[0])
+            entry[1].append(_node_name(node) or node.output[0])
             entry[2] = entry[2] if exc.macs is None else (entry[2] or 0) + exc.macs
             g.tainted.update(node.output)
             continue
@@ -366,6 +305,7 @@ def from_onnx(path: str | Path, *, input_shapes: Any = None, batch: int | None =
     onnx = _import_onnx()
     file = Path(path)
     model = _load(onnx, file)
+    _check_opsets(onnx, file, model)
     initialized = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initialized]
     if input_shapes is not None:
@@ -373,8 +313,8 @@ def from_onnx(path: str | Path, *, input_shapes: Any = None, batch: int | None =
     if batch is not None:
         _fix_batch(file, inputs, batch)
     shapes = _check_inputs(file, model.graph, inputs)
-    initializers = _strip_weights(onnx, model.graph)
-    graph = _Graph(onnx, file, _infer(onnx, file, model, shapes), initializers)
+    initializers = {init.name: list(init.dims) for init in model.graph.initializer}
+    graph = _Graph(onnx, file, infer_dims(onnx, file, model, shapes), initializers)
     layers, ignored, unsupported = _convert(graph, list(model.graph.node))
     uncounted = tuple(UnsupportedOp(op=op, count=c, modules=tuple(where), macs=macs) for op, (c, where, macs) in unsupported.items())
     workload = Workload(
