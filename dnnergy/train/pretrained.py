@@ -50,8 +50,10 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
 #: split (torch 2.13, one thread): LeNet-300-100 95.6 % after 4.9 CPU-seconds of training,
 #: LeNet-5 97.6 % after 20 CPU-seconds. Without the one-pixel random shifts (``shift=1``),
 #: which stand in for the data a 5k subset lacks, LeNet-300-100 stops at about 93 %.
-#: On full-size Fashion-MNIST (50,000 training images) the recipes need no shifts; see
-#: :data:`FASHION_MNIST_RESULTS` for their accuracy and training time.
+#: On full-size Fashion-MNIST (50,000 training images) no shifts are needed: LeNet-300-100
+#: reaches 88.1 % on the 10,000 test images after 20 CPU-seconds of training, LeNet-5
+#: 90.2 % after 184 CPU-seconds (seed 0, one thread; Xiao et al. 2017 report 87-89 % for
+#: MLPs and about 91 % for small CNNs).
 RECIPES: Mapping[tuple[str, str], TrainConfig] = MappingProxyType({
     ("lenet300", "mnist"): TrainConfig(epochs=15, lr=1e-3, batch_size=64, shift=1),
     ("lenet5", "mnist"): TrainConfig(epochs=8, lr=1e-3, batch_size=64, shift=1),
