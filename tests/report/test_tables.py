@@ -223,19 +223,22 @@ def _points():
     return before, after
 
 
-def test_record_table_rows_are_the_points_in_percent_with_the_test_standard_error():
+def test_record_table_rows_are_the_points_in_percent_with_standard_errors():
     from dnnergy.compress import Record
     from dnnergy.report import budget_lines, record_table
 
     before, after = _points()
     record = Record("magnitude", {}, before, after, "sparsity 0.9", max_accuracy_drop=0.01)
     table = record_table(record)
-    assert table.columns[3:5] == ("test SE (%)", "energy (pJ)") and table.title == "magnitude: sparsity 0.9"
+    assert table.columns[2:6] == ("val SE (%)", "test accuracy (%)", "test SE (%)", "energy (pJ)")
+    assert table.title == "magnitude: sparsity 0.9"
     first, second = table.rows
-    assert first[:3] == ("before", pytest.approx(95.0), pytest.approx(95.6))
-    # SE = sqrt(p (1 - p) / n) in points: sqrt(0.956 * 0.044 / 1000) = 0.6486 %, sqrt(0.939 * 0.061 / 1000) = 0.7568 %
-    assert first[3] == pytest.approx(0.6486, abs=1e-4) and second[3] == pytest.approx(0.7568, abs=1e-4)
-    assert second[4:] == (25.0, 400, 40, 400, 1600)
+    assert (first[0], first[1], first[3]) == ("before", pytest.approx(95.0), pytest.approx(95.6))
+    # SE = sqrt(p (1 - p) / n) in points: val sqrt(0.95 * 0.05 / 500) = 0.9747 %, sqrt(0.94 * 0.06 / 500) = 1.0621 %;
+    # test sqrt(0.956 * 0.044 / 1000) = 0.6486 %, sqrt(0.939 * 0.061 / 1000) = 0.7568 %
+    assert first[2] == pytest.approx(0.9747, abs=1e-4) and second[2] == pytest.approx(1.0621, abs=1e-4)
+    assert first[4] == pytest.approx(0.6486, abs=1e-4) and second[4] == pytest.approx(0.7568, abs=1e-4)
+    assert second[5:] == (25.0, 400, 40, 400, 1600)
     # the test loss, 95.6 - 93.9 = 1.7 points, is past the 1-point budget kept on validation
     assert budget_lines(record) == ["test accuracy fell 1.7 points, more than the 1.0-point budget kept on validation "
                                     "(test SE 0.8 points)"]
