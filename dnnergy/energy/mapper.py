@@ -8,7 +8,8 @@ psums of the buffer tile fit in its capacity). It runs in two stages:
 
 1. **Pass**: every (e, p, q, r, t) on a grid of halvings (each value, its half, its
    quarter, ...) is priced with an unbounded buffer (every datum fetched from DRAM once),
-   which ranks them by on-chip energy; the best few and the analytic default go on.
+   which ranks them by on-chip energy; the best few whose smallest tile fits the buffer,
+   and the analytic default's pass, go on.
 2. **Buffer tile**: for each of those, every (n, m_b, c_b, e_b) on halving grids and
    every order of the four DRAM-tier loops, vectorized with numpy; tiles that overflow
    the buffer are dropped.
@@ -76,14 +77,18 @@ def _pass_grid(s: ConvShape, array: PEArray, fold_s: int) -> dict[str, np.ndarra
     return dict(zip(("e", "p", "q", "r", "t"), grid))
 
 
-def _stage_one(s: ConvShape, array: PEArray, fold_s: int, energies: dict) -> list[dict[str, int]]:
-    """The ``KEEP`` cheapest pass configurations with every datum fetched from DRAM once."""
+def _stage_one(s: ConvShape, array: PEArray, fold_s: int, capacity: int | None, energies: dict) -> list[dict[str, int]]:
+    """The ``KEEP`` cheapest pass configurations with every datum fetched from DRAM once, among
+    those whose smallest buffer tile (one image, one pass of filters, channels and rows) fits."""
     grid = _pass_grid(s, array, fold_s)
     cc = np.minimum(grid["q"] * grid["r"], s.C)
-    trial = SimpleNamespace(**grid, fold_s=fold_s, n=s.N, m_b=s.M, c_b=cc, e_b=s.E, order=DEFAULT_ORDER)
+    trial = SimpleNamespace(**grid, fold_s=fold_s, v=1, n=s.N, m_b=s.M, c_b=cc, e_b=s.E, order=DEFAULT_ORDER)
     cost = rs_energy(rs_counts(s, trial, array), energies)
+    if capacity is not None:
+        smallest = SimpleNamespace(n=1, m_b=np.minimum(grid["p"] * grid["t"], s.M), c_b=cc, e_b=grid["e"])
+        cost = np.where(buffer_words(s, smallest) <= capacity, cost, np.inf)
     best = np.argsort(cost, kind="stable")[:KEEP]
-    return [{k: int(v[i]) for k, v in grid.items()} for i in best]
+    return [{k: int(v[i]) for k, v in grid.items()} | {"v": 1} for i in best]
 
 
 def _stage_two(s: ConvShape, array: PEArray, base: dict[str, int], fold_s: int, capacity: int | None, energies: dict):
@@ -94,7 +99,7 @@ def _stage_two(s: ConvShape, array: PEArray, base: dict[str, int], fold_s: int, 
         halvings(s.N, 1),
         sorted({min(s.M, f * k) for k in halvings(-(-s.M // f), 1)}),
         sorted({min(s.C, cc * k) for k in halvings(-(-s.C // cc), 1)}),
-        halvings(s.E, base["e"]),
+        halvings(s.E, min(s.E, base["e"] * base["v"])),
     ]
     n, m_b, c_b, e_b = (a.ravel() for a in np.meshgrid(*axes, indexing="ij"))
     trial = SimpleNamespace(**base, fold_s=fold_s, n=n, m_b=m_b, c_b=c_b, e_b=e_b, order=DRAM_LOOPS)
@@ -122,8 +127,8 @@ def search_mapping(s: ConvShape, array: PEArray, capacity: int | None, energies:
     if not fits(s, default, array, capacity):
         best_cost = float("inf")
     fold_s = default.fold_s
-    keep = {"e": default.e, "p": default.p, "q": default.q, "r": default.r, "t": default.t}
-    candidates = _stage_one(s, array, fold_s, energies)
+    keep = {"e": default.e, "p": default.p, "q": default.q, "r": default.r, "t": default.t, "v": default.v}
+    candidates = _stage_one(s, array, fold_s, capacity, energies)
     for base in ([keep] if keep not in candidates else []) + candidates:
         cost, mapping = _stage_two(s, array, base, fold_s, capacity, energies)
         if mapping is not None and cost < best_cost:

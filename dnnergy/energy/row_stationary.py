@@ -6,9 +6,9 @@ The mapping, for one group of a layer (letters as in :class:`~dnnergy.workload.L
 
     for the DRAM tier, in `order` (a permutation of N1 M1 C1 E1):   # buffer tiles
         N1 = N/n images, M1 = M/m_b filters, C1 = C/c_b channels, E1 = E/e_b output rows
-      for M2 = m_b/f, C2 = c_b/cc, K (filter-row folds), E2 = e_b/e:  # processing passes
-        one pass on the array: n images x f = p*t filters x cc = q*r channels
-          x a PE set of Rc filter rows by e output rows, replicated r x t times;
+      for M2 = m_b/f, C2 = c_b/cc, K (filter-row folds), E2 = e_b/(e*v):  # processing passes
+        one pass on the array: n images x f = p*t filters x cc = q*r channels x e*v rows
+          x a PE set of Rc filter rows by e output rows, replicated r x t x v times;
           each PE keeps p*q filter rows (p*q*S words) stationary in its RF, slides
           q ifmap rows (q*S words) through them and passes F psums down its column.
 
@@ -16,14 +16,15 @@ A datum's accesses follow from its reuse factors a, b, c, d at DRAM, buffer, arr
 RF (REFERENCES.md, Chen et al. ISCA 2016): an input value costs ``a`` DRAM, ``a*b``
 buffer, ``a*b*c`` array and ``a*b*c*d`` RF accesses; a partial sum ``2a-1``,
 ``2a(b-1)``, ``ab(c-1)`` and ``2abc(d-1)``. The derivation, the default mapping and a
-worked AlexNet example are in ``docs/row-stationary.md``.
+worked AlexNet example are in ``docs/row-stationary.md``, with the comparison against
+nn_dataflow 2.1 (energy per MAC within 10% on AlexNet, VGG-16, GoogLeNet and ResNet-50).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
+from types import SimpleNamespace
 from math import ceil
 from typing import Any
 
@@ -59,6 +60,9 @@ DRAM_LOOPS = ("N", "M", "C", "E")
 RELEVANT = {Datum.WEIGHT: frozenset("MCK"), Datum.IFMAP: frozenset("NCEK"), Datum.OFMAP: frozenset("NME")}
 #: The default DRAM-tier order: channels innermost, so psums stay in the buffer (a = 1).
 DEFAULT_ORDER = ("N", "M", "E", "C")
+#: The orders the analytic default tries: channels innermost, filters outside or inside the
+#: strips (the first refetches ifmaps per filter tile, the second weights per strip).
+DEFAULT_ORDERS = (DEFAULT_ORDER, ("N", "E", "M", "C"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +125,10 @@ class RSMapping:
 
     Pass (array and RF): ``e`` output rows per PE set, ``fold_s`` pieces each filter row
     is cut into when it is wider than the ifmap scratchpad, ``p`` filters and ``q``
-    channels per PE, ``r`` (channels) x ``t`` (filters) replicated PE sets, ``n``
-    images per pass. Buffer tile: ``m_b`` filters, ``c_b`` channels, ``e_b`` output rows
-    (and the same ``n`` images). ``order``: DRAM-tier loops outermost first.
+    channels per PE, ``r`` (channels) x ``t`` (filters) x ``v`` (strips of ``e`` output
+    rows, Eyeriss JSSC'17 IV.A) replicated PE sets, ``n`` images per pass. Buffer tile:
+    ``m_b`` filters, ``c_b`` channels, ``e_b`` output rows (at least the ``e*v`` rows of a
+    pass, or all of E; the same ``n`` images). ``order``: DRAM-tier loops outermost first.
     """
 
     e: int
@@ -137,9 +142,10 @@ class RSMapping:
     e_b: int
     order: tuple[str, ...] = DEFAULT_ORDER
     fold_s: int = 1
+    v: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("e", "p", "q", "r", "t", "n", "m_b", "c_b", "e_b", "fold_s"):
+        for name in ("e", "p", "q", "r", "t", "n", "m_b", "c_b", "e_b", "fold_s", "v"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"RSMapping: {name} must be a positive int (got {value!r})")
@@ -169,6 +175,18 @@ def _fetches(order: list[tuple[str, Any]], relevant: frozenset) -> Any:
     return total
 
 
+def _psums_leave(s: ConvShape, m: RSMapping) -> Any:
+    """True where psums make DRAM round trips: the channel loop of the DRAM tier encloses an
+    output loop (N, M or E) with more than one trip (compared on integers, so exact)."""
+    inner = np.zeros(np.shape(m.c_b), dtype=bool)  # an output loop inside C advances
+    sizes = {"N": (s.N, m.n), "M": (s.M, m.m_b), "E": (s.E, m.e_b)}
+    for letter in reversed(m.order):
+        if letter == "C":
+            return inner
+        inner = inner | (np.asarray(sizes[letter][0]) > np.asarray(sizes[letter][1]))
+    raise AssertionError("order has no C loop")  # RSMapping checks the permutation
+
+
 def rs_counts(s: ConvShape, m: RSMapping, array: PEArray) -> dict[tuple[Datum, LevelKind], Any]:
     """Word accesses (reads + writes, all groups) of shape ``s`` under mapping ``m``, by (datum, level).
 
@@ -184,44 +202,46 @@ def rs_counts(s: ConvShape, m: RSMapping, array: PEArray) -> dict[tuple[Datum, L
     macs = s.N * s.M * s.C * s.R * s.S * s.E * s.F
     dram = [("N", s.N / m.n), ("M", s.M / m.m_b), ("C", s.C / m.c_b), ("E", s.E / m.e_b)]
     dram.sort(key=lambda loop: m.order.index(loop[0]))
-    nest = dram + [("M", m.m_b / f), ("C", m.c_b / cc), ("K", K), ("E", m.e_b / m.e)]
-    passes = s.N / m.n * s.M / f * s.C / cc * s.E / m.e * K
+    rows = m.e * m.v  # output rows of one pass: v strips of e rows
+    nest = dram + [("M", m.m_b / f), ("C", m.c_b / cc), ("K", K), ("E", m.e_b / rows)]
+    passes = s.N / m.n * s.M / f * s.C / cc * s.E / rows * K
     trips = {letter: trip for letter, trip in dram}
-    # Ifmap rows (height, width) one pass streams: e output rows need (e-1)*U + Rc' rows.
-    rows_pass = np.minimum(s.H + 2 * s.P[0], (m.e - 1) * Uh + (Rc - 1) * Dh + 1)
+    # Ifmap rows (height, width) one pass streams: its output rows need (rows-1)*U + Rc' rows.
+    rows_pass = np.minimum(s.H + 2 * s.P[0], (rows - 1) * Uh + (Rc - 1) * Dh + 1)
     width = min(s.W + 2 * s.P[1], (s.F - 1) * Uw + (s_piece - 1) * Dw + 1)
     rows_tile = np.minimum(s.H, (m.e_b - 1) * Uh + (s.R - 1) * Dh + 1)
     t_eff = np.minimum(m.t, np.ceil(s.M / m.p))
 
     # Weights: DRAM -> buffer tile m_b x c_b x R x S; a pass reads f x cc x Rc x S' and
-    # multicasts each filter row to the e PEs of its set row; each MAC reads one from the RF.
+    # multicasts each filter row to the e*v PEs of its set rows; each MAC reads one from the RF.
     w_dram = s.M * s.C * s.R * s.S / (trips["M"] * trips["C"]) * _fetches(dram, RELEVANT[Datum.WEIGHT])
     w_buf = f * cc * Rc * s_piece * _fetches(nest, RELEVANT[Datum.WEIGHT])
-    # Ifmaps: re-streamed every pass (the RF holds only a q*S window); a row fetched from the
-    # buffer reaches the Rc*e/rows PEs on its diagonal in each of the t filter sets.
+    # Ifmaps: re-streamed every pass (the RF holds only a q*S window); each of the Rc*e*v*t PEs
+    # of a channel set receives its q rows (one diagonal row per channel) of `width` words.
     i_dram = m.n * m.c_b * rows_tile * s.W * _fetches(dram, RELEVANT[Datum.IFMAP])
     i_buf = m.n * cc * rows_pass * width * passes
-    i_arr = i_buf * Rc * m.e * t_eff / rows_pass
-    # Psums: d = q*S accumulations in a PE, c = Rc*r PEs down a column, a*b passes in total,
-    # a of them as DRAM round trips (more than one when channels are not the innermost loop).
+    i_arr = m.n * cc * width * passes * Rc * m.e * m.v * t_eff
+    # Psums: d = cc*S'/r accumulations in a PE, c = Rc*r PEs down a column, ab = (C/cc)*K passes
+    # per output, a of them DRAM round trips: C/c_b when the channel loop is outside an output
+    # loop that advances, else 1. Differences are taken on integer numerators (exact, never < 0):
+    # ab - a = (C*K*c_b - a_num*cc) / (cc*c_b) with a = a_num/c_b, and d - 1 = (cc*S' - r) / r.
     o_unique = s.N * s.M * s.E * s.F
-    a = _fetches(dram, RELEVANT[Datum.OFMAP]) / (trips["N"] * trips["M"] * trips["E"])
-    ab = s.C / cc * K
+    a_num = np.where(_psums_leave(s, m), s.C, m.c_b)
+    ab = s.C * K / cc
     c = Rc * m.r
-    d = cc * s_piece / m.r
     counts = {
         (Datum.WEIGHT, LevelKind.DRAM): w_dram,
         (Datum.WEIGHT, LevelKind.BUFFER): w_buf,
-        (Datum.WEIGHT, LevelKind.ARRAY): w_buf * m.e,
+        (Datum.WEIGHT, LevelKind.ARRAY): w_buf * m.e * m.v,
         (Datum.WEIGHT, LevelKind.RF): macs,
         (Datum.IFMAP, LevelKind.DRAM): i_dram,
         (Datum.IFMAP, LevelKind.BUFFER): i_buf,
         (Datum.IFMAP, LevelKind.ARRAY): i_arr,
         (Datum.IFMAP, LevelKind.RF): macs,
-        (Datum.OFMAP, LevelKind.DRAM): o_unique * (2 * a - 1),
-        (Datum.OFMAP, LevelKind.BUFFER): o_unique * 2 * a * (ab / a - 1),
+        (Datum.OFMAP, LevelKind.DRAM): o_unique * (2 * a_num - m.c_b) / m.c_b,
+        (Datum.OFMAP, LevelKind.BUFFER): o_unique * 2 * (s.C * K * m.c_b - a_num * cc) / (cc * m.c_b),
         (Datum.OFMAP, LevelKind.ARRAY): o_unique * ab * (c - 1),
-        (Datum.OFMAP, LevelKind.RF): o_unique * 2 * ab * c * (d - 1),
+        (Datum.OFMAP, LevelKind.RF): o_unique * 2 * ab * c * (cc * s_piece - m.r) / m.r,
     }
     return {key: value * s.G for key, value in counts.items()}
 
@@ -236,8 +256,8 @@ def fits(s: ConvShape, m: RSMapping, array: PEArray, buffer_capacity: int | None
     """True when ``m`` respects the RF scratchpads, the array size and the buffer capacity (words)."""
     s_piece, Rc, _ = geometry(s, array, m.fold_s)
     rf_ok = m.p * m.q * s_piece <= array.filter_words and m.q * s_piece <= array.ifmap_words and m.p <= array.psum_words
-    sets_ok = m.e <= array.cols and m.r * m.t <= (array.rows // Rc) * (array.cols // m.e)
-    tiles_ok = m.n <= s.N and m.e_b <= s.E and m.e <= m.e_b and m.m_b <= s.M and m.c_b <= s.C and m.p <= s.M and m.q <= s.C
+    sets_ok = m.e <= array.cols and m.r * m.t * m.v <= (array.rows // Rc) * (array.cols // m.e)
+    tiles_ok = m.n <= s.N and m.e_b <= s.E and min(s.E, m.e * m.v) <= m.e_b and m.m_b <= s.M and m.c_b <= s.C and m.p <= s.M and m.q <= s.C
     buffer_ok = buffer_capacity is None or buffer_words(s, m) <= buffer_capacity
     return bool(rf_ok and sets_ok and tiles_ok and buffer_ok)
 
@@ -262,19 +282,22 @@ def buffer_capacity_words(hardware: Hardware) -> int | None:
     return None if level is None else level.capacity_words(hardware.word_bits)
 
 
-def pass_defaults(s: ConvShape, array: PEArray) -> dict[str, int]:
+def pass_defaults(s: ConvShape, array: PEArray, q: int | None = None) -> dict[str, int]:
     """Eyeriss's pass parameters: fold E into strips of at most ``cols`` rows, cut filter rows
-    wider than the ifmap scratchpad, fill the RF (q channels, then p filters), replicate the
-    PE set into the free array first over filters (t, they share ifmaps) then channels (r)."""
+    wider than the ifmap scratchpad, fill the RF (``q`` channels, by default as many as fit, then
+    p filters), place the strips on the free PE sets first (v, as Eyeriss JSSC'17 IV.A and
+    nn_dataflow's MapStrategyEyeriss do; they share filters), then replicate over filters (t,
+    they share ifmaps), then channels (r)."""
     fold_s = ceil(s.S / min(array.ifmap_words, array.filter_words))
     s_piece, Rc, _ = geometry(s, array, fold_s)
     e = ceil(s.E / ceil(s.E / array.cols))
-    q = max(1, min(s.C, array.ifmap_words // s_piece))
+    q = max(1, min(s.C, array.ifmap_words // s_piece)) if q is None else q
     p = max(1, min(s.M, array.psum_words, array.filter_words // (q * s_piece)))
     sets = (array.rows // Rc) * (array.cols // e)
-    t = max(1, min(sets, ceil(s.M / p)))
-    r = max(1, min(sets // t, ceil(s.C / q)))
-    return dict(e=e, p=p, q=q, r=r, t=t, fold_s=fold_s)
+    v = max(1, min(sets, ceil(s.E / e)))
+    t = max(1, min(sets // v, ceil(s.M / p)))
+    r = max(1, min(sets // (v * t), ceil(s.C / q)))
+    return dict(e=e, p=p, q=q, r=r, t=t, v=v, fold_s=fold_s)
 
 
 def halvings(value: int, floor: int) -> list[int]:
@@ -288,32 +311,56 @@ def halvings(value: int, floor: int) -> list[int]:
 def default_mapping(s: ConvShape, array: PEArray, capacity: int | None, energies: dict[LevelKind, float]) -> RSMapping:
     """The analytic default: :func:`pass_defaults` plus the buffer tile with order N, M, E, C
     (psums stay in the buffer while channels stream, c_b = one pass of channels) that, among
-    halvings of n and e_b, takes the most filters m_b that fit (fewer filter sets t when not even
-    one pass of filters fits) and costs least energy."""
+    halvings of n and e_b and of the channels per PE q (fewer channels leave more of the buffer
+    to filters: the tile's ifmap rows shrink), takes the most filters m_b that fit and costs
+    least energy. When not even one pass of filters fits, the pass shrinks: fewer filter sets t,
+    then fewer filters per PE p; when no tile fits at all, fewer strips per pass (halvings of v),
+    then narrower PE sets (halvings of e), whose psum strips are smaller."""
     base = pass_defaults(s, array)
-    f, cc = min(base["p"] * base["t"], s.M), min(base["q"] * base["r"], s.C)
+    passes = [pass_defaults(s, array, q) for q in halvings(base["q"], 1)]
+    stages = [[dict(b, v=min(v, b["v"])) for b in passes] for v in halvings(base["v"], 1)]
+    stages += [[dict(b, v=1, e=e) for b in passes] for e in halvings(base["e"], 1)[1:]]
+    for stage in stages:
+        best = _best_tile(s, array, stage, capacity, energies)
+        if best is not None:
+            return best
+    # nothing fits: the smallest tile, flagged by fits() in the mapping record
+    return RSMapping(**base, n=1, m_b=min(base["p"] * base["t"], s.M), c_b=min(base["q"] * base["r"], s.C),
+                     e_b=min(s.E, base["e"] * base["v"]))
+
+
+def _best_tile(s: ConvShape, array: PEArray, bases: list[dict[str, int]], capacity: int | None,
+               energies: dict[LevelKind, float]) -> RSMapping | None:
+    """The cheapest default buffer tile over passes ``bases`` (see :func:`default_mapping`), or None
+    if none fits; all (pass, n, e_b) candidates are priced at once with numpy, per order."""
+    fields = ("e", "p", "q", "r", "t", "v", "n", "e_b")
+    rows = [(*(b[k] for k in fields[:6]), n, e_b) for b in bases
+            for n in halvings(s.N, 1) for e_b in halvings(s.E, min(s.E, b["e"] * b["v"]))]
+    trial = SimpleNamespace(**dict(zip(fields, np.array(rows, dtype=np.int64).T)), fold_s=bases[0]["fold_s"])
+    trial.c_b = np.minimum(trial.q * trial.r, s.C)
+    f = np.minimum(trial.p * trial.t, s.M)
+    ok = np.ones(f.shape, dtype=bool)
+    if capacity is None:
+        trial.m_b = np.full(f.shape, s.M)
+    else:  # the most filters that fit; then fewer filter sets t, or fewer filters per PE p
+        per_filter = trial.c_b * s.R * s.S + trial.n * trial.e_b * s.F
+        trial.m_b = np.zeros(f.shape, dtype=np.int64)
+        m_b = np.minimum(s.M, (capacity - buffer_words(s, trial)) // per_filter)
+        sets_fewer, pe_fewer = (m_b < f) & (m_b >= trial.p), (m_b < trial.p) & (m_b >= 1)
+        trial.t = np.where(sets_fewer, m_b // trial.p, np.where(pe_fewer, 1, trial.t))
+        trial.p = np.where(pe_fewer, m_b, trial.p)
+        trial.m_b = np.where(m_b >= f, m_b // f * f, trial.p * trial.t)
+        ok = m_b >= 1
     best, best_cost = None, float("inf")
-    for n in halvings(s.N, 1):
-        for e_b in halvings(s.E, base["e"]):
-            m = RSMapping(**base, n=n, m_b=f, c_b=cc, e_b=e_b)
-            if capacity is not None:
-                per_filter = cc * s.R * s.S + n * e_b * s.F
-                room = capacity - buffer_words(s, dataclasses.replace(m, m_b=1)) + per_filter
-                m_b = min(s.M, room // per_filter)
-                if m_b >= f:
-                    m = dataclasses.replace(m, m_b=int(m_b // f * f))
-                elif m_b >= base["p"]:  # fewer filter sets, so one pass of filters fits
-                    m = dataclasses.replace(m, t=int(m_b // base["p"]), m_b=int(m_b // base["p"] * base["p"]))
-                else:
-                    continue
-            else:
-                m = dataclasses.replace(m, m_b=s.M)
-            counts = rs_counts(s, m, array)
-            cost = rs_energy(counts, energies)
-            if cost < best_cost:
-                best, best_cost = m, cost
-    if best is None:  # nothing fits: the smallest tile, flagged by fits() in the mapping record
-        best = RSMapping(**base, n=1, m_b=f, c_b=cc, e_b=base["e"])
+    for order in DEFAULT_ORDERS:
+        if order != DEFAULT_ORDER and not (ok & (trial.m_b < s.M) & (trial.e_b < s.E)).any():
+            break  # with one filter tile or one strip tile, both orders cost the same
+        trial.order = order
+        cost = np.where(ok, rs_energy(rs_counts(s, trial, array), energies), np.inf)
+        i = int(np.argmin(cost))
+        if cost[i] < best_cost:
+            best_cost = float(cost[i])
+            best = RSMapping(**{k: int(getattr(trial, k)[i]) for k in (*fields, "m_b", "c_b")}, fold_s=trial.fold_s, order=order)
     return best
 
 
@@ -328,14 +375,14 @@ def describe(s: ConvShape, m: RSMapping, array: PEArray, capacity: int | None, c
     ab = s.C / min(m.q * m.r, s.C) * K
     a = (float(counts[(Datum.OFMAP, LevelKind.DRAM)]) / (s.G * s.N * s.M * s.E * s.F) + 1) / 2
     reuse[Datum.OFMAP.value] = [a, ab / a, Rc * m.r, min(m.q * m.r, s.C) * s_piece / m.r]
-    sets = m.r * m.t
+    sets = m.r * m.t * m.v
     return {
         "dataflow": "row_stationary",
         "search": search,
         "groups": s.G,
         "pe_set": [Rc, m.e],
         "fold": {"E": ceil(s.E / m.e), "R": K, "S": m.fold_s},
-        "replication": {"r": m.r, "t": m.t},
+        "replication": {"r": m.r, "t": m.t, "v": m.v},
         "pe": {"p": m.p, "q": m.q, "filter_words": m.p * m.q * s_piece, "ifmap_words": m.q * s_piece, "psum_words": m.p},
         "n": m.n,
         "buffer_tile": {"m": m.m_b, "c": m.c_b, "e": m.e_b, "words": int(buffer_words(s, m))},

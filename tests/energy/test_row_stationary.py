@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -10,7 +11,13 @@ from torch import nn
 
 import dnnergy
 from dnnergy.energy import estimate, get_dataflow
-from dnnergy.energy.row_stationary import ConvShape, RSMapping, RowStationary, rs_counts
+from dnnergy.energy.row_stationary import (
+    EYERISS_ARRAY,
+    ConvShape,
+    RowStationary,
+    RSMapping,
+    rs_counts,
+)
 from dnnergy.errors import UserInputError
 from dnnergy.hardware import LevelKind, PEArray, load_hardware
 from dnnergy.workload import Datum, Layer, OpKind
@@ -88,7 +95,7 @@ def test_tiny_fc_replicates_over_channels(eyeriss):
     # 168 sets: t = ceil(M/p) = 1, r = ceil(30/12) = 3, so one pass covers 36 >= 30 channels.
     wl = dnnergy.trace(nn.Linear(30, 2, bias=False), (1, 30))
     ac = RowStationary().accesses(wl.mac_layers()[0], eyeriss)
-    assert ac.mapping["replication"] == {"r": 3, "t": 1}
+    assert ac.mapping["replication"] == {"r": 3, "t": 1, "v": 1}  # v: strips per pass (one: E = 1)
     assert dict(ac.accesses) == {k: pytest.approx(v) for k, v in {
         (W, DRAM): 60, (W, BUF): 60, (W, ARR): 60, (W, RF): 60,  # each weight used once
         (I, DRAM): 30, (I, BUF): 30, (I, ARR): 30, (I, RF): 60,  # each input read by 2 filters in-PE
@@ -122,6 +129,41 @@ def test_explicit_mapping_with_folding_and_buffer_accumulation():
         (O, DRAM): 128, (O, BUF): 256, (O, ARR): 512, (O, RF): 7680,
     }
     assert {k: float(v) for k, v in counts.items()} == {k: pytest.approx(v) for k, v in expected.items()}
+
+
+def test_strips_on_spare_sets_share_filters_and_halo_rows():
+    # The mapping above on a 3 x 4 array, where two 3 x 2 PE sets fit: v = 2 strips of e = 2
+    # rows make one pass cover all E = 4 rows (passes = 2*2*2 = 8, E2 = 1).
+    wide = PEArray(rows=3, cols=4, filter_words=12, ifmap_words=6, psum_words=2)
+    m = RSMapping(e=2, p=2, q=2, r=1, t=1, n=1, m_b=2, c_b=2, e_b=4, v=2)
+    counts = {k: float(v) for k, v in rs_counts(SHAPE, m, wide).items()}
+    # weights: same 36-word tile reads (8 fetches), each filter row now multicast to 2 sets x 2 PEs
+    assert counts[(W, BUF)] == pytest.approx(288) and counts[(W, ARR)] == pytest.approx(288 * 4)
+    # ifmaps: a pass reads the 6 contiguous rows of both strips once (the 2 halo rows shared):
+    # 1*2 ch*6 rows*6 words*8 passes = 576 (768 with one strip per pass); every PE still gets
+    # its 2 rows of 6 words: 12 PEs * 12 * 8 = 1152.
+    assert counts[(I, BUF)] == pytest.approx(576) and counts[(I, ARR)] == pytest.approx(1152)
+    assert counts[(O, BUF)] == pytest.approx(256) and counts[(O, RF)] == pytest.approx(7680)  # psums unchanged
+
+
+def test_psum_counts_are_exact_when_reuse_cancels():
+    # Channels outside the strips (order M, C, E, N): psums make a = C/c_b = 3 DRAM round trips,
+    # and a pass covers cc = q = 4 of C = 12 channels, so ab = 3 = a: no buffer accumulation.
+    # Found by a search: float trips (M/m_b = 6/5, E/e_b = 13/3) once gave -6.8e-13 here.
+    s = ConvShape(N=1, C=12, M=6, H=15, W=15, R=3, S=3, E=13, F=13)
+    m = RSMapping(e=3, p=1, q=4, r=1, t=1, n=1, m_b=5, c_b=4, e_b=3, order=("M", "C", "E", "N"))
+    counts = rs_counts(s, m, EYERISS_ARRAY)
+    assert float(counts[(O, BUF)]) == 0.0
+    assert float(counts[(O, DRAM)]) == pytest.approx(6 * 13 * 13 * (2 * 3 - 1))  # 1014 outputs x (2a - 1)
+
+
+def test_searched_counts_never_negative_without_dram():
+    # horowitz45 without its DRAM level on a strided 1x1 conv (a reported round-off case).
+    hw = load_hardware("horowitz45")
+    hw = hw.replace(levels=tuple(lv for lv in hw.levels if lv.kind is not LevelKind.DRAM))
+    wl = dnnergy.trace(nn.Conv2d(256, 512, 1, stride=2, bias=False), (1, 256, 14, 14))
+    ac = get_dataflow("row_stationary_search").accesses(wl.mac_layers()[0], hw)
+    assert all(v >= 0 for v in ac.accesses.values()) and (W, DRAM) not in ac.accesses
 
 
 def test_loop_order_moves_psums_to_dram():
@@ -195,11 +237,13 @@ def test_googlenet_breakdown_against_yang_2017(eyeriss):
     _, report = _split("googlenet", 1, eyeriss)
     share = {k: v / report.total for k, v in report.by_datum().items()}
     paper = {"compute": 0.10, "ifmap": 0.25, "ofmap": 0.43, "weight": 0.22}
-    ours = {"compute": 0.129, "ifmap": 0.249, "ofmap": 0.353, "weight": 0.268}  # docs/row-stationary.md
+    ours = {"compute": 0.123, "ifmap": 0.289, "ofmap": 0.340, "weight": 0.248}  # docs/row-stationary.md
     assert share == pytest.approx(ours, abs=0.01)
     for datum in ("compute", "ifmap", "weight"):  # within 5 points of the paper
         assert abs(share[datum] - paper[datum]) <= 0.05
-    assert abs(share["ofmap"] - paper["ofmap"]) <= 0.08  # 7.7 points low, explained in the docs
+    # 9 points low, explained in the docs (was 7.7 with a bound of 8 before the default mapping
+    # placed E strips on spare PE sets, as Eyeriss and nn_dataflow do, which moves energy to ifmaps)
+    assert abs(share["ofmap"] - paper["ofmap"]) <= 0.10
     # The orderings the seed states: data movement >> computation, feature maps > weights,
     # output fmaps the largest single data type.
     assert 1 - share["compute"] > 6 * share["compute"]
@@ -214,5 +258,37 @@ def test_squeezenet_energy_does_not_follow_its_weights(eyeriss, alexnet_reports)
     weight_ratio = alex_wl.weights / sq_wl.weights  # 60.95M / 1.24M = 49
     energy_ratio = alex.total / sq.total
     assert weight_ratio == pytest.approx(49.0, abs=0.5)
-    assert energy_ratio == pytest.approx(2.58, abs=0.1)  # slide: 2.3X
+    assert energy_ratio == pytest.approx(2.33, abs=0.1)  # slide: 2.3X
     assert energy_ratio < weight_ratio / 10
+
+
+# -- a peer tool: nn_dataflow 2.1's optimized Eyeriss mapping --------------------------------
+def _nn_dataflow_compare():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "nn_dataflow_compare.py"
+    spec = importlib.util.spec_from_file_location("nn_dataflow_compare", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_energy_per_mac_agrees_with_nn_dataflow():
+    # nn_dataflow's results (benchmarks/nn_dataflow_reference.json, made by that script with
+    # nn-dataflow 2.1) on the conv/FC layers of its own AlexNet, VGG-16, GoogLeNet and ResNet-50,
+    # batch 1, Eyeriss 12x14 / 108 kB / 261-word RFs, costs 200/6/2/1: energy per MAC within 10%.
+    # DRAM shares: within 1 point on AlexNet and GoogLeNet; 6.0 and 8.5 points low on VGG-16 and
+    # ResNet-50, where nn_dataflow keeps psums in the RFs across channel tiles and re-fetches more
+    # ifmaps (docs/row-stationary.md).
+    compare = _nn_dataflow_compare()
+    reference = json.loads(compare.REFERENCE.read_text())
+    assert reference["config"] == compare.CONFIG and reference["nets"]["vgg_net"]["nn_dataflow_version"] == "2.1"
+    ratio = {"alex_net": 1.013, "vgg_net": 0.977, "googlenet": 1.065, "resnet50": 0.979}
+    dram_points = {"alex_net": -0.7, "vgg_net": -6.0, "googlenet": -0.5, "resnet50": -8.5}
+    for net in compare.NETS:
+        rows = compare.compare_net(reference["nets"][net], ("row_stationary",))
+        (e_ref, dram_ref, *_), (e, dram, *_) = rows["nn_dataflow"], rows["row_stationary"]
+        assert 0.9 <= e / e_ref <= 1.1, net
+        assert e / e_ref == pytest.approx(ratio[net], abs=0.005), net
+        assert 100 * (dram - dram_ref) == pytest.approx(dram_points[net], abs=0.2), net

@@ -1,0 +1,226 @@
+"""dnnergy's row-stationary model against nn_dataflow 2.1's optimized Eyeriss mapping.
+
+Configuration (nn_dataflow's own ``test_eyeriss_isscc16`` resource with the ISCA'16
+normalized costs): one node, a 12 x 14 PE array, a 108 kB global buffer (55,296 16-bit
+words), 261-word register files, costs MAC 1, DRAM 200, buffer 6, array 2, RF 1 per
+16-bit word, no NoC-hop or static cost, ``Option()`` defaults (exhaustive loop blocking,
+no bypass, no inter-layer pipelining), batch 1, ``MapStrategyEyeriss``.
+
+Both tools price the *same layers*: the conv and FC layers of nn_dataflow's own network
+definitions (``nn_dataflow.nns``: alex_net, vgg_net, googlenet, resnet50), stored with
+nn_dataflow's results in ``benchmarks/nn_dataflow_reference.json``. Pooling and eltwise
+layers are excluded on both sides (dnnergy: ``non_mac="exclude"``).
+
+nn_dataflow's search is slow and needs ``sympy<1.12`` (its ``Tuple.subs`` use breaks on
+1.14), which conflicts with torch in the main environment, so its results are cached:
+
+    # once, in a separate environment (no dnnergy needed there):
+    python3 -m venv /tmp/venv-nnd && /tmp/venv-nnd/bin/pip install "sympy<1.12" nn-dataflow==2.1
+    nice /tmp/venv-nnd/bin/python benchmarks/nn_dataflow_compare.py --reference alex_net vgg_net googlenet resnet50
+
+    # then, with dnnergy (reads the JSON; writes the "nn_dataflow comparison" section of results.md):
+    python benchmarks/nn_dataflow_compare.py [--quick] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REFERENCE = Path(__file__).resolve().with_name("nn_dataflow_reference.json")
+NETS = ("alex_net", "vgg_net", "googlenet", "resnet50")
+LEVELS = ("DRAM", "buffer", "array", "RF")  # nn_dataflow's MemHierEnum order
+DATA = ("weight", "ifmap", "ofmap")  # nn_dataflow's DataCategoryEnum order (FIL, IFM, OFM)
+CONFIG = {
+    "batch": 1,
+    "dim_array": [12, 14],
+    "size_gbuf_words": 108 * 1024 // 2,
+    "size_regf_words": 261,
+    "word_bits": 16,
+    "cost": {"mac_op": 1, "mem_hier": [200, 6, 2, 1], "noc_hop": 0, "idl_unit": 0},
+    "options": "Option() defaults: exhaustive loop blocking, no bypass, no partitioning, 1 process",
+    "map_strategy": "MapStrategyEyeriss",
+}
+INSTALL = ("nn_dataflow is not installed. It needs sympy<1.12 (torch's environment has 1.14), so use a separate venv:\n"
+           "  python3 -m venv /tmp/venv-nnd && /tmp/venv-nnd/bin/pip install 'sympy<1.12' nn-dataflow==2.1\n"
+           "  nice /tmp/venv-nnd/bin/python benchmarks/nn_dataflow_compare.py --reference alex_net\n")
+
+
+# -- nn_dataflow side (runs in the nn_dataflow environment, without dnnergy) ----------------
+def run_reference(net: str) -> dict:
+    """nn_dataflow's best schedule for ``net`` under :data:`CONFIG`, per conv/FC layer (plain data)."""
+    import sympy
+    from nn_dataflow.core import (
+        ConvLayer,
+        Cost,
+        MapStrategyEyeriss,
+        NNDataflow,
+        NodeRegion,
+        Option,
+        PhyDim2,
+        Resource,
+    )
+    from nn_dataflow.nns import import_network
+    from nn_dataflow.version import get_version
+
+    one = {"origin": PhyDim2(0, 0), "dim": PhyDim2(1, 1)}
+    resource = Resource(proc_region=NodeRegion(type=NodeRegion.PROC, **one),
+                        dram_region=NodeRegion(type=NodeRegion.DRAM, **one),
+                        src_data_region=NodeRegion(type=NodeRegion.DRAM, **one),
+                        dst_data_region=NodeRegion(type=NodeRegion.DRAM, **one),
+                        dim_array=PhyDim2(*CONFIG["dim_array"]), size_gbuf=CONFIG["size_gbuf_words"],
+                        size_regf=CONFIG["size_regf_words"], array_bus_width=float("inf"),
+                        dram_bandwidth=float("inf"), no_time_mux=False)
+    c = CONFIG["cost"]
+    cost = Cost(mac_op=c["mac_op"], mem_hier=tuple(c["mem_hier"]), noc_hop=c["noc_hop"], idl_unit=c["idl_unit"])
+    network = import_network(net)
+    start = time.perf_counter()
+    tops, _ = NNDataflow(network, CONFIG["batch"], resource, cost, MapStrategyEyeriss).schedule_search(Option())
+    elapsed = time.perf_counter() - start
+    if not tops:
+        raise RuntimeError(f"nn_dataflow found no schedule for {net}")
+    layers = []
+    for name in network:
+        layer = network[name]
+        if not isinstance(layer, ConvLayer):
+            continue
+        sr = tops[0][name]
+        access = sr.scheme["access"]  # [level][datum], words
+        layers.append({
+            "name": name, "fc": type(layer).__name__ == "FCLayer",
+            "C": layer.nifm, "M": layer.nofm, "H": layer.hifm, "W": layer.wifm, "R": layer.hfil, "S": layer.wfil,
+            "E": layer.hofm, "F": layer.wofm, "U": layer.htrd,
+            "macs": sr.total_ops, "cost": sr.total_cost,
+            "access": {LEVELS[i]: {DATA[j]: access[i][j] for j in range(3)} for i in range(4)},
+            "remote_gbuf_access": sum(sr.scheme["remote_gbuf_access"]),
+            "noc_hops": sr.total_noc_hops,
+        })
+    return {"net": net, "nn_dataflow_version": get_version(), "sympy_version": sympy.__version__, "seconds": elapsed,
+            "layers": layers}
+
+
+def write_reference(nets: list[str]) -> None:
+    """Run nn_dataflow on ``nets`` and merge the results into :data:`REFERENCE`."""
+    try:
+        import nn_dataflow  # noqa: F401
+    except ImportError:
+        sys.stderr.write(INSTALL)
+        raise SystemExit(2)
+    data = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else {"config": CONFIG, "nets": {}}
+    if data["config"] != CONFIG:
+        raise SystemExit(f"{REFERENCE} was made with another configuration; move it away first")
+    for net in nets:
+        result = run_reference(net)
+        print(f"{net}: {len(result['layers'])} conv/FC layers, {result['seconds']:.0f} s", flush=True)
+        data["nets"][net] = result
+        REFERENCE.write_text(json.dumps(data, indent=1) + "\n")
+
+
+# -- dnnergy side ---------------------------------------------------------------------------
+def dnnergy_layer(layer: dict):
+    """The dnnergy :class:`Layer` of one reference layer: nn_dataflow's ifmap sizes include the
+    padding, so no padding here; FC layers are flattened to C*R*S inputs, as dnnergy traces them."""
+    from dnnergy.workload import Layer, OpKind
+
+    n = CONFIG["batch"]
+    if layer["fc"]:
+        C = layer["C"] * layer["R"] * layer["S"]
+        return Layer(layer["name"], OpKind.FC, "linear", N=n, C=C, M=layer["M"], macs=n * C * layer["M"])
+    U, macs = layer["U"], n * layer["M"] * layer["C"] * layer["R"] * layer["S"] * layer["E"] * layer["F"]
+    return Layer(layer["name"], OpKind.CONV, "conv2d", N=n, C=layer["C"], M=layer["M"], H=layer["H"], W=layer["W"],
+                 R=layer["R"], S=layer["S"], E=layer["E"], F=layer["F"], stride=(U, U), macs=macs)
+
+
+def compare_net(result: dict, dataflows: tuple[str, ...]) -> dict[str, tuple[float, float, float, dict[str, float]]]:
+    """(energy per MAC, DRAM share of energy, seconds, energy per MAC by level) of one net:
+    nn_dataflow's and dnnergy's per dataflow.
+
+    Energy is MAC-normalized (MAC 1, RF 1, array 2, buffer 6, DRAM 200 per 16-bit word) and
+    covers the conv and FC layers; dnnergy's time is a cold run (mapping caches cleared).
+    """
+    from dnnergy.energy import get_dataflow
+    from dnnergy.energy.row_stationary import level_energies, rs_energy
+    from dnnergy.hardware import LevelKind, load_hardware
+
+    hw = load_hardware("eyeriss")
+    energies = level_energies(hw)
+    layers = [dnnergy_layer(layer) for layer in result["layers"]]
+    macs = sum(layer["macs"] for layer in result["layers"])
+    if abs(macs / sum(layer.macs for layer in layers) - 1) > 1e-9:
+        raise RuntimeError(f"{result['net']}: nn_dataflow and dnnergy count different MACs")
+    ref_total = sum(layer["cost"] for layer in result["layers"])
+    ref_levels = {level: price * sum(sum(layer["access"][level].values()) for layer in result["layers"]) / macs
+                  for level, price in zip(LEVELS, CONFIG["cost"]["mem_hier"])}
+    rows = {"nn_dataflow": (ref_total / macs, ref_levels["DRAM"] * macs / ref_total, result["seconds"], ref_levels)}
+    kinds = dict(zip(LEVELS, (LevelKind.DRAM, LevelKind.BUFFER, LevelKind.ARRAY, LevelKind.RF)))
+    for name in dataflows:
+        flow = get_dataflow(name)
+        flow.cache_clear()
+        start = time.perf_counter()
+        counts = [flow.accesses(layer, hw).accesses for layer in layers]
+        seconds = time.perf_counter() - start
+        total = macs * CONFIG["cost"]["mac_op"] + sum(float(rs_energy(c, energies)) for c in counts)
+        levels = {level: sum(float(v) for c in counts for (_, k), v in c.items() if k is kind) * energies[kind] / macs
+                  for level, kind in kinds.items()}
+        rows[name] = (total / macs, levels["DRAM"] * macs / total, seconds, levels)
+    return rows
+
+
+def table(nets: list[str], dataflows: tuple[str, ...]) -> str:
+    """The comparison as a markdown table (one row per net and dnnergy dataflow)."""
+    data = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else {"nets": {}}
+    missing = [net for net in nets if net not in data["nets"]]
+    if missing:
+        raise SystemExit(f"{REFERENCE.name} has no results for {', '.join(missing)}.\n" + INSTALL)
+    levels = ["| net | tool | " + " | ".join(f"{level} /MAC" for level in LEVELS) + " |", "|" + "---|" * 6]
+    header = ("| net | dnnergy dataflow | energy/MAC nn_dataflow | energy/MAC dnnergy | ratio "
+              "| DRAM share nn_dataflow | DRAM share dnnergy | difference (points) | time nn_dataflow (s) "
+              "| time dnnergy (s) | speed-up |")
+    lines = [header, "|" + "---|" * 11]
+    for net in nets:
+        rows = compare_net(data["nets"][net], dataflows)
+        ref = rows.pop("nn_dataflow")
+        levels += [f"| {net} | {name} | " + " | ".join(f"{row[3][level]:.2f}" for level in LEVELS) + " |"
+                   for name, row in (("nn_dataflow", ref), ("row_stationary", rows["row_stationary"]))]
+        for name, (e, dram, seconds, _) in rows.items():
+            lines.append(f"| {net} | {name} | {ref[0]:.2f} | {e:.2f} | {e / ref[0]:.3f} | {100 * ref[1]:.1f}% "
+                         f"| {100 * dram:.1f}% | {100 * (dram - ref[1]):+.1f} | {ref[2]:.0f} | {seconds:.3f} "
+                         f"| {ref[2] / seconds:,.0f}x |")
+    return "\n".join(lines) + "\n\nEnergy per MAC by level (the MAC itself is 1 in both):\n\n" + "\n".join(levels)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reference", nargs="+", metavar="NET", choices=NETS,
+                    help="run nn_dataflow on these nets and cache them in nn_dataflow_reference.json")
+    ap.add_argument("--quick", action="store_true", help="AlexNet only, analytic row_stationary only (for the tests)")
+    ap.add_argument("--no-write", action="store_true", help="print the table only (do not update results.md)")
+    args = ap.parse_args(argv)
+    if args.reference:
+        write_reference(args.reference)
+        return 0
+    try:
+        import dnnergy  # noqa: F401
+    except ImportError:
+        raise SystemExit("the comparison needs dnnergy (pip install -e .); nn_dataflow's side is cached in " + REFERENCE.name)
+    nets, dataflows = (["alex_net"], ("row_stationary",)) if args.quick else (list(NETS), ("row_stationary", "row_stationary_search"))
+    text = table(nets, dataflows)
+    print(text)
+    if not (args.quick or args.no_write):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _results import write_section
+
+        config = json.loads(REFERENCE.read_text())["config"]
+        body = (f"`python benchmarks/nn_dataflow_compare.py` (nn_dataflow 2.1 results cached in "
+                f"benchmarks/{REFERENCE.name}; configuration: {json.dumps(config)}). Energy is MAC-normalized "
+                "and covers the conv and FC layers of nn_dataflow's own network definitions; dnnergy's time "
+                "is a cold run (mapping caches cleared).\n\n" + text)
+        write_section("nn_dataflow comparison", body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
