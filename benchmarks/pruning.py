@@ -505,7 +505,8 @@ def budget_text(names: list[str], budgets: dict[str, Budget]) -> str:
     lines = []
     for name in names:
         b = budgets[name]
-        lines.append(f"- {name}: {b.ft_epochs} fine-tuning epoch(s) (Adam, lr 3e-4, full train split) after every "
+        split = f"first {FASHION_FT_SAMPLES:,} training images" if budgets is FASHION_BUDGETS else "full train split"
+        lines.append(f"- {name}: {b.ft_epochs} fine-tuning epoch(s) (Adam, lr 3e-4, {split}) after every "
                      f"pruning step; sparsity grid {list(b.sparsities)} (magnitude walks it iteratively, the torch peer "
                      f"binary-searches it one-shot); structured ratio grid {list(b.ratios)} (binary search, one shot); "
                      f"EAP step {b.eap['step']} of the remaining weights, rounds {b.eap['rounds']}, at most "

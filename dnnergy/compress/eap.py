@@ -177,7 +177,8 @@ def eap(model: nn.Module, context: CompressionContext, *, step: float = 0.2, max
     remove the weights whose removal least changes the layer's output and re-fit the rest
     on the Gram matrix of the first ``calibration`` training images, until accuracy on the
     selection split (``select``, else validation) falls below the budget (or ``layer_drop``
-    below the layer's start); the record's validation accuracy is then the honest check. Then the
+    below the layer's start). Each iteration ends with one check of the budget on
+    validation (when the selection split is separate); an iteration that breaks it is undone. Then the
     whole model is fine-tuned, and the iteration repeats (at most ``max_iterations``).
     ``rounds``, ``damping``, ``batch_size``: see :class:`EAPConfig`. ``layers`` limits
     pruning to some Linear/Conv1d/Conv2d module paths.
@@ -206,7 +207,10 @@ def eap(model: nn.Module, context: CompressionContext, *, step: float = 0.2, max
         if context.fine_tune(model):
             accuracy = context.selection_accuracy(model)
             steps.append(Step(iteration, "", masks.sparsity(), accuracy, accuracy >= target, True))
-        if accuracy < target:  # fine-tuning could not hold the target: undo this iteration
+        held = accuracy >= target
+        if held and context.selection_split != "val":  # one decision per iteration on validation: the budget itself
+            held = context.within_budget(context.evaluate(model))
+        if not held:  # fine-tuning could not hold the target, or the validation budget broke: undo this iteration
             rollback(model, saved)
             accuracy = context.selection_accuracy(model)
             break

@@ -65,6 +65,24 @@ def test_eap_takes_every_accept_decision_on_the_select_split(trained):
                                        max_accuracy_drop=0.02, fine_tuning=None, progress=events.append)
     result = get_method("eap")(model, context, step=0.3, max_iterations=1, calibration=500)
     evaluated = [e.message for e in events if e.kind == "evaluated"]
-    assert evaluated and all(m.startswith("selection accuracy") for m in evaluated)
-    assert len(result.record.steps) >= 2  # several decisions, none of them on val
+    on_val = [m for m in evaluated if not m.startswith("selection accuracy")]
+    # every accept decision on select; validation is asked once per iteration, for the budget itself
+    assert len(result.record.steps) >= 2 and len(evaluated) - len(on_val) >= len(result.record.steps)
+    assert len(on_val) == 1 and on_val[0].startswith("validation accuracy")
     assert result.record.after.val_samples == len(data.val) // 2 + len(data.val) % 2
+
+
+def test_eap_undoes_an_iteration_that_breaks_the_validation_budget(trained, monkeypatch):
+    model, data = trained
+    real = CompressionContext.evaluate
+
+    def evaluate(self, m, split="val"):  # validation says every pruned model failed; the selection split is real
+        return 0.0 if split == "val" else real(self, m, split)
+
+    monkeypatch.setattr(CompressionContext, "evaluate", evaluate)
+    context = CompressionContext.build(_with_select(data), hardware="horowitz45", dataflow="weights_once",
+                                       max_accuracy_drop=0.02, fine_tuning=None)
+    result = get_method("eap")(model, context, step=0.3, max_iterations=2, calibration=500)
+    assert any(step.accepted for step in result.record.steps)  # the selection split accepted layer steps ...
+    for name, p in result.model.named_parameters():  # ... and the validation check undid all of them
+        assert torch.equal(p, dict(model.named_parameters())[name]), name
