@@ -2,6 +2,7 @@
 
 from . import coding
 from .codes import DramCode, RawCode, RlcCode, ZeroFlagCode, code_ratio, get_code, list_codes, register_code
+from .formats import Coordinates, Csc
 from .dataflow import AccessCounts, Dataflow, get_dataflow, list_dataflows, register_dataflow
 from .estimate import NonMac, ZeroMode, estimate
 from .profile import profile
@@ -25,6 +26,8 @@ __all__ = [
     "get_code",
     "list_codes",
     "code_ratio",
+    "Csc",
+    "Coordinates",
     "AccessCounts",
     "Dataflow",
     "register_dataflow",

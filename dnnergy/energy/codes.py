@@ -133,19 +133,28 @@ def get_code(code: str | DramCode) -> DramCode:
 def code_ratio(code: DramCode, numel: int, bits: int, density: float, stats: TensorStats | None = None) -> float:
     """Coded / raw size of one tensor sent to DRAM, in [0, 1] (a tensor is never sent larger than raw).
 
-    ``numel`` values of ``bits`` bits with non-zero fraction ``density``; measured
-    ``stats`` are used (with their own ``numel``) only when they match ``density``,
-    else (stale after pruning, or missing) the code's expected size for i.i.d. zeros.
-    Density 1 (and an empty tensor) gives exactly 1: dense data is sent raw. Example:
-    ``code_ratio(ZeroFlagCode(), 100, 16, 0.5) == 900 / 1600``.
+    ``numel`` values of ``bits`` bits with non-zero fraction ``density``. Measured
+    ``stats`` that match ``density`` give the exact size (with their own ``numel``);
+    without stats it is the code's expected size for i.i.d. zeros. Stale stats (the
+    density changed after profiling, e.g. pruning) bound the expected size: turning a
+    value into a zero never lengthens a run-length or zero-flag code (two runs merge),
+    so a lower density costs at most the measured ratio and a higher one at least it,
+    which keeps the estimate monotone in density. Density 1 (and an empty tensor) gives
+    exactly 1: dense data is sent raw. Example: ``code_ratio(ZeroFlagCode(), 100, 16,
+    0.5) == 900 / 1600``.
     """
     if density >= 1.0:
         return 1.0
-    exact = stats is not None and stats.numel > 0 and abs(stats.density - density) < 1e-9
-    numel = stats.numel if exact else numel
+    measured = stats is not None and stats.numel > 0
+    if measured and abs(stats.density - density) < 1e-9:
+        return min(1.0, code.coded_bits(stats.numel, bits, density, stats) / (stats.numel * bits))
     if numel <= 0:
         return 1.0
-    return min(1.0, code.coded_bits(numel, bits, density, stats if exact else None) / (numel * bits))
+    expected = min(1.0, code.coded_bits(numel, bits, density) / (numel * bits))
+    if not measured:
+        return expected
+    exact = code_ratio(code, stats.numel, bits, stats.density, stats)
+    return min(exact, expected) if density < stats.density else max(exact, expected)
 
 
 register_code(RlcCode())

@@ -9,6 +9,7 @@ from ..errors import HardwareConfigError
 from ._check import check_name, check_positive_int
 from .level import LEVEL_ORDER, LevelKind, MemoryLevel
 from .mac import MacCost
+from .sparse import ZeroActions
 
 __all__ = ["PEArray", "Hardware"]
 
@@ -45,7 +46,9 @@ class Hardware:
     every energy (levels and ``mac``) is in ``unit`` (``"pJ"`` or ``"MAC-normalized"``).
     ``word_bits`` is the default bitwidth of every datum. ``mac_formats`` are the
     alternative MAC costs a preset tabulates (e.g. int8, fp16); :meth:`with_mac_format`
-    switches to one of them. Build from YAML with :func:`~dnnergy.hardware.load_hardware`
+    switches to one of them. ``zero_actions`` says what the MACs do with a zero weight
+    or ifmap (default: gate both, as Eyeriss); each level's ``storage`` how it keeps
+    each datum (see :mod:`dnnergy.hardware.sparse`). Build from YAML with :func:`~dnnergy.hardware.load_hardware`
     or directly in Python; derive variants with :meth:`replace`.
     """
 
@@ -57,6 +60,7 @@ class Hardware:
     pe_array: PEArray | None = None
     mac_formats: tuple[MacCost, ...] = ()
     description: str = ""
+    zero_actions: ZeroActions = ZeroActions()
 
     def __post_init__(self) -> None:
         check_name("Hardware", "name", self.name)
@@ -83,6 +87,8 @@ class Hardware:
             raise HardwareConfigError(f"{owner}: mac must be a MacCost (got {type(self.mac).__name__})")
         if self.pe_array is not None and not isinstance(self.pe_array, PEArray):
             raise HardwareConfigError(f"{owner}: pe_array must be a PEArray or None (got {type(self.pe_array).__name__})")
+        if not isinstance(self.zero_actions, ZeroActions):
+            raise HardwareConfigError(f"{owner}: zero_actions must be a ZeroActions (got {type(self.zero_actions).__name__})")
         formats = [fmt.name for fmt in self.mac_formats]
         if len(set(formats)) != len(formats):
             raise HardwareConfigError(f"{owner}: mac_formats names must be unique (got {formats})")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from ..errors import HardwareConfigError
+from ..workload import Datum
 from ._check import check_name, check_number, check_positive_int
+from .sparse import check_storage
 
 __all__ = ["LevelKind", "MemoryLevel", "LEVEL_ORDER"]
 
@@ -34,6 +37,11 @@ class MemoryLevel:
     the size of one instance (``None``: unbounded, e.g. DRAM); ``per_pe`` marks a level
     replicated in every PE (register files). Example: ``MemoryLevel("SRAM", "buffer",
     energy=5.0, ref_bits=32).access_energy(16) == 2.5`` (pJ for a 16-bit read).
+
+    ``storage`` says how the level keeps each datum: ``(datum, format)`` pairs (a dict
+    is accepted), a format being a registered code object such as
+    ``get_code("csc")`` (:mod:`dnnergy.energy.formats`); a datum not listed is stored
+    uncompressed (at DRAM: as ``estimate``'s ``coding`` says).
     """
 
     name: str
@@ -42,6 +50,7 @@ class MemoryLevel:
     ref_bits: int
     capacity_bytes: int | None = None
     per_pe: bool = False
+    storage: tuple[tuple[Datum, Any], ...] = ()
 
     def __post_init__(self) -> None:
         check_name("MemoryLevel", "name", self.name)
@@ -57,6 +66,11 @@ class MemoryLevel:
             check_positive_int(owner, "capacity_bytes", self.capacity_bytes)
         if not isinstance(self.per_pe, bool):
             raise HardwareConfigError(f"{owner}: per_pe must be true or false (got {self.per_pe!r})")
+        object.__setattr__(self, "storage", check_storage(owner, self.storage))
+
+    def format_of(self, datum: Datum | str) -> Any | None:
+        """The storage format declared for ``datum`` at this level, or ``None`` (uncompressed / not declared)."""
+        return dict(self.storage).get(Datum(datum))
 
     def access_energy(self, bits: float) -> float:
         """Energy of one access of ``bits`` bits, in the hardware's unit (linear in bits)."""

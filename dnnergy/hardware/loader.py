@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import functools
@@ -11,18 +12,21 @@ from typing import Any
 
 import yaml
 
-from ..errors import HardwareConfigError
+from ..errors import HardwareConfigError, UserInputError
 from .hardware import Hardware, PEArray
 from .level import MemoryLevel
 from .mac import MacCost
+from .sparse import ZeroActions
 
 __all__ = ["load_hardware", "hardware_from_dict", "list_presets", "PRESET_DIR"]
 
 #: Folder of the bundled presets; a new preset is one more ``<name>.yaml`` file here.
 PRESET_DIR = Path(__file__).with_name("presets")
 
-_TOP = {"name": True, "unit": True, "word_bits": True, "levels": True, "mac": True, "pe_array": False, "description": False}
-_LEVEL = {"name": True, "kind": True, "energy": True, "ref_bits": True, "capacity_bytes": False, "per_pe": False}
+_TOP = {"name": True, "unit": True, "word_bits": True, "levels": True, "mac": True, "pe_array": False, "description": False,
+        "zero_actions": False}
+_LEVEL = {"name": True, "kind": True, "energy": True, "ref_bits": True, "capacity_bytes": False, "per_pe": False, "storage": False}
+_ZERO = {"weight": False, "ifmap": False}
 _MAC = {"format": True, "formats": True, "mult_exponent": False, "add_exponent": False}
 _FORMAT = {"bits": True, "mult": True, "add": True}
 _PE = {"rows": True, "cols": True, "filter_words": True, "ifmap_words": True, "psum_words": True}
@@ -36,7 +40,8 @@ def list_presets(pattern: str = "*") -> list[str]:
 def load_hardware(source: str | Path) -> Hardware:
     """Load a :class:`Hardware` from a preset name (``"eyeriss"``, ``"horowitz45"``) or a YAML path.
 
-    The schema is documented in ``docs/hardware.md``; energies are in the file's
+    The schema is documented in ``docs/hardware.md`` (per-level ``storage`` formats and
+    ``zero_actions``: ``docs/sparse-hardware.md``); energies are in the file's
     ``unit`` per access of ``ref_bits`` bits. Unknown keys (with the close name
     suggested), missing fields and invalid values raise
     :class:`~dnnergy.errors.HardwareConfigError` naming the file and the field, e.g.
@@ -72,16 +77,56 @@ def hardware_from_dict(data: Any, source: str = "<dict>") -> Hardware:
     levels_data = top["levels"]
     if not isinstance(levels_data, list) or not levels_data:
         raise HardwareConfigError(f"{source}: levels: must be a non-empty list of levels")
-    levels = tuple(
-        _build(MemoryLevel, _fields(item, _LEVEL, source, f"levels[{i}]"), source, f"levels[{i}]")
-        for i, item in enumerate(levels_data)
-    )
+    levels = tuple(_level(item, source, f"levels[{i}]") for i, item in enumerate(levels_data))
     mac, formats = _mac(top["mac"], source)
     pe_array = None
     if top.get("pe_array") is not None:
         pe_array = _build(PEArray, _fields(top["pe_array"], _PE, source, "pe_array"), source, "pe_array")
+    if "zero_actions" in top:
+        top["zero_actions"] = _build(ZeroActions, _fields(top["zero_actions"], _ZERO, source, "zero_actions"), source, "zero_actions")
     fields = {k: v for k, v in top.items() if k not in ("levels", "mac", "pe_array")}
     return _build(Hardware, {**fields, "levels": levels, "mac": mac, "mac_formats": formats, "pe_array": pe_array}, source, "")
+
+
+def _level(data: Any, source: str, where: str) -> MemoryLevel:
+    level = _fields(data, _LEVEL, source, where)
+    if "storage" in level:
+        storage = level["storage"]
+        if not isinstance(storage, Mapping):
+            raise HardwareConfigError(f"{source}: {where}.storage: must map weight/ifmap/ofmap to formats (e.g. {{weight: csc}})")
+        level["storage"] = {datum: _format(spec, source, f"{where}.storage.{datum}") for datum, spec in storage.items()}
+    return _build(MemoryLevel, level, source, where)
+
+
+def _format(spec: Any, source: str, where: str) -> Any:
+    """A storage format from YAML: a registered code name (``csc``) or ``{format: csc, coord_bits: 4, ...}``,
+    the extra keys replacing fields of the registered code object (a dataclass)."""
+    from ..energy.codes import get_code  # here, not at the top: dnnergy.energy imports this package
+
+    prefix = f"{source}: {where}"
+    if isinstance(spec, str):
+        name, params = spec, {}
+    elif isinstance(spec, Mapping) and "format" in spec:
+        params = dict(spec)
+        name = params.pop("format")
+    else:
+        raise HardwareConfigError(f"{prefix}: expected a format name or a mapping with 'format' (got {spec!r})")
+    try:
+        code = get_code(str(name))
+    except UserInputError as err:
+        raise HardwareConfigError(f"{prefix}: {err}") from None
+    if not params:
+        return code
+    fields = [f.name for f in dataclasses.fields(code) if f.name != "name"] if dataclasses.is_dataclass(code) else []
+    for key in params:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; {name!r} takes {', '.join(fields) or 'no parameters'}"
+            raise HardwareConfigError(f"{prefix}: unknown field {key!r}{hint}")
+    try:
+        return dataclasses.replace(code, **params)
+    except (TypeError, ValueError) as err:
+        raise HardwareConfigError(f"{prefix}: {err}") from None
 
 
 def _mac(data: Any, source: str) -> tuple[MacCost, tuple[MacCost, ...]]:

@@ -28,7 +28,8 @@ __all__ = ["HINTS_ATTRIBUTE", "HINT_FIELDS", "MEASURED_FIELDS", "model_hints", "
 HINTS_ATTRIBUTE = "dnnergy_hints"
 
 #: Layer fields a hint may set: bitwidths (bits per value), non-zero fractions, executed-MAC fraction.
-HINT_FIELDS = frozenset({"w_bits", "i_bits", "o_bits", "w_density", "i_density", "o_density", "mac_density"})
+HINT_FIELDS = frozenset({"w_bits", "i_bits", "o_bits", "w_density", "i_density", "o_density", "mac_density",
+                         "w_coded_bits", "mult_density"})
 
 #: Fields ``trace(measure=True)`` measures on real tensors; a measured value wins over a hint.
 MEASURED_FIELDS = frozenset({"w_density", "i_density", "o_density"})

@@ -134,6 +134,10 @@ class Layer:
     zero-run statistics when the layer was profiled on real data. ``mac_density`` is the
     fraction of the non-zero-operand MACs that are actually executed (below 1 when an
     algorithm such as ReLU early termination stops accumulations early).
+    ``w_coded_bits`` is the size of the weights as actually stored (e.g. Deep Compression's
+    Huffman-coded indices and codebook), in bits; ``None`` means the DRAM code decides.
+    ``mult_density`` is the fraction of the executed MACs that still multiply (below 1 with
+    UCNN-style reuse: inputs sharing a weight are summed first); the rest are adds only.
 
     Derive a variant with :func:`dataclasses.replace` (see :meth:`replace`).
     """
@@ -170,6 +174,8 @@ class Layer:
     i_density: float = 1.0
     o_density: float = 1.0
     mac_density: float = 1.0
+    w_coded_bits: int | None = None
+    mult_density: float = 1.0
     w_stats: TensorStats | None = None
     i_stats: TensorStats | None = None
     o_stats: TensorStats | None = None
@@ -197,7 +203,10 @@ class Layer:
             value = getattr(self, bits)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"Layer {self.name!r}: {bits} must be a positive int or None (got {value!r})")
-        for density in ("w_density", "i_density", "o_density", "mac_density"):
+        if self.w_coded_bits is not None and (isinstance(self.w_coded_bits, bool) or not isinstance(self.w_coded_bits, int)
+                                              or self.w_coded_bits < 0):
+            raise ValueError(f"Layer {self.name!r}: w_coded_bits must be a non-negative int or None (got {self.w_coded_bits!r})")
+        for density in ("w_density", "i_density", "o_density", "mac_density", "mult_density"):
             _check_fraction(self.name, density, getattr(self, density))
 
     @property

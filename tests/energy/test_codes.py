@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dnnergy.coding import encode_rlc, encode_zero_flag
 from dnnergy.energy import (
     AccessCounts,
     DramCode,
@@ -21,14 +22,7 @@ from dnnergy.energy import (
     list_codes,
     register_code,
 )
-from dnnergy.energy.coding import (
-    EYERISS_RLC,
-    RunLengthCode,
-    encode_rlc,
-    encode_zero_flag,
-    rlc_bits_expected,
-    zero_flag_bits_expected,
-)
+from dnnergy.energy.coding import EYERISS_RLC, RunLengthCode, rlc_bits_expected, zero_flag_bits_expected
 from dnnergy.errors import UserInputError
 from dnnergy.hardware import LevelKind, load_hardware
 from dnnergy.workload import Datum, Layer, OpKind, TensorStats, Workload
@@ -74,8 +68,8 @@ def dram(coding, layer):
 
 
 def test_builtins_are_registered_and_listed():
-    assert list_codes() == ["none", "rlc", "zero_flag"]
-    assert list_codes("*r*") == ["rlc", "zero_flag"]
+    assert {"none", "rlc", "zero_flag"} <= set(list_codes())  # and the storage formats of dnnergy.energy.formats
+    assert {"rlc", "zero_flag"} <= set(list_codes("*r*")) and "none" not in list_codes("*r*")
     assert get_code("rlc") == RlcCode(EYERISS_RLC) and get_code("zero_flag") == ZeroFlagCode() and get_code("none") == RawCode()
     assert all(isinstance(get_code(name), DramCode) for name in list_codes())
 
@@ -98,8 +92,8 @@ def test_builtin_ratios_from_stats_equal_real_encodings(values):
     x = np.asarray(values, dtype=np.int64)
     stats = TensorStats.of(x)
     raw = x.size * 8
-    encoded_rlc = len(encode_rlc(x, EYERISS_RLC.with_level_bits(8))) * EYERISS_RLC.with_level_bits(8).word_bits
-    encoded_flag = len(encode_zero_flag(x, 8))
+    encoded_rlc = encode_rlc(x, EYERISS_RLC.with_level_bits(8)).nbits
+    encoded_flag = encode_zero_flag(x, 8).nbits
     dense = stats.density >= 1.0
     # the layer's numel is ignored when matching stats are given: the stats' own count is used
     assert code_ratio(get_code("rlc"), 10**6, 8, stats.density, stats) == (1.0 if dense else min(1.0, encoded_rlc / raw))
@@ -145,9 +139,9 @@ def test_a_configured_run_length_code_replaces_the_rlc_keyword():
 
 
 def test_unknown_codes_and_bad_objects():
-    with pytest.raises(UserInputError, match=r"unknown DRAM code 'rcl'; did you mean rlc\? \(known: none, rlc, zero_flag\)"):
+    with pytest.raises(UserInputError, match=r"unknown DRAM code 'rcl'; did you mean rlc\? \(known: .*none, rlc, zero_flag\)"):
         get_code("rcl")
-    with pytest.raises(UserInputError, match=r"unknown DRAM code 'huffman' \(known: none, rlc, zero_flag\)"):
+    with pytest.raises(UserInputError, match=r"unknown DRAM code 'huffman' \(known: .*none, rlc, zero_flag\)"):
         estimate(Workload((fc(),)), EYERISS, DramOnce(), coding="huffman")
     with pytest.raises(UserInputError, match="coding must be a registered code name"):
         get_code(42)

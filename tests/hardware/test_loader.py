@@ -24,7 +24,8 @@ def test_every_preset_loads(name):
 
 def test_list_presets_with_pattern():
     assert {"eyeriss", "horowitz45"} <= set(list_presets())
-    assert list_presets("eye*") == ["eyeriss"]
+    assert list_presets("eye*") == ["eyeriss", "eyeriss_v2"]
+    assert list_presets("horo*") == ["horowitz45"]
 
 
 def test_eyeriss_preset_matches_the_paper():
