@@ -7,7 +7,8 @@ A file holds everything needed to rebuild the model without pickling a module:
 * ``edits``: the structural edit log (:mod:`~dnnergy.compress.edits`) replayed on it;
 * the ``state_dict`` (tensors ``state/<key>``), loaded strictly afterwards;
 * ``transforms``: the weight transforms still attached (masks), re-attached so fine-tuning
-  a loaded model keeps them (tensors ``transform.<i>.<name>``);
+  a loaded model keeps them (tensors ``transform.<i>.<name>``); a parameter whose transform
+  ``encodes_values`` (weight sharing: Huffman-coded streams) is stored only in that form;
 * ``hints``: the modules' energy hints (bits, executed-MAC fractions);
 * ``record``: the :class:`~dnnergy.compress.Record` of the compression, and
   ``input_shape``, an example input shape (batch 1) for tracing the loaded model.
@@ -37,7 +38,7 @@ from ..workload.hints import HINTS_ATTRIBUTE, model_hints
 from ..zoo import ARCHITECTURE_ATTRIBUTE
 from .edits import EditLog, edit_log, replay
 from .record import Record
-from .transforms import Transforms
+from .transforms import TRANSFORMS, Transforms
 
 __all__ = ["Loaded", "save", "load", "build_architecture", "architecture_of"]
 
@@ -134,7 +135,8 @@ def save(path: str | os.PathLike, model: nn.Module, record: Record | None = None
         "record": record.to_dict() if record is not None else None,
         "input_shape": _input_shape(model, ref, example, record),
     }
-    tensors = {f"state/{k}": v for k, v in model.state_dict().items()} | transform_tensors
+    encoded = {t.parameter for t in transforms or () if getattr(t, "encodes_values", False)}  # stored coded by their transform instead
+    tensors = {f"state/{k}": v for k, v in model.state_dict().items() if k not in encoded} | transform_tensors
     return write_container(path, KIND, header, tensors)
 
 
@@ -150,6 +152,8 @@ def load(path: str | os.PathLike) -> Loaded:
     if header.get("edits"):
         replay(model, EditLog.from_dict(header["edits"]))
     state = {k.removeprefix("state/"): v for k, v in container.tensors.items() if k.startswith("state/")}
+    encoded = {r["parameter"] for r in header.get("transforms") or () if getattr(TRANSFORMS.get(r["kind"]), "encodes_values", False)}
+    state |= {k: v for k, v in model.state_dict().items() if k in encoded and k not in state}  # their transforms write them
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
