@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from .distill import DistillationLoss, distillation_loss
 from .hooks import Loss, TrainHook, cross_entropy
 from .loop import FINE_TUNE, OptimizerKind, TrainConfig, TrainHistory, evaluate, fine_tune, train
 from .pretrained import CACHE_ENV, RECIPES, cache_dir, checkpoint_path, list_pretrained, pretrained, train_cached
@@ -26,6 +27,8 @@ __all__ = [
     "TrainHook",
     "Loss",
     "cross_entropy",
+    "DistillationLoss",
+    "distillation_loss",
     "pretrained",
     "list_pretrained",
     "train_cached",

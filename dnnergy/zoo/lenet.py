@@ -8,11 +8,13 @@ LeNet-5 is Caffe's ``examples/mnist/lenet_train_test.prototxt`` (20 and 50 5x5 f
 
 from __future__ import annotations
 
+import itertools
+
 from torch import Tensor, nn
 
 from ._registry import register_model
 
-__all__ = ["LeNet300", "LeNet5", "lenet300", "lenet5"]
+__all__ = ["LeNet300", "LeNet5", "lenet300", "lenet5", "StudentMLP", "lenet100", "lenet64"]
 
 
 class LeNet300(nn.Module):
@@ -28,6 +30,24 @@ class LeNet300(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = x.flatten(1)
         return self.fc3(self.relu(self.fc2(self.relu(self.fc1(x)))))
+
+
+class StudentMLP(nn.Module):
+    """784-hidden...-classes ReLU MLP smaller than LeNet-300-100 (a distillation student); layers ``fc1``, ``fc2``, ..."""
+
+    def __init__(self, hidden: tuple[int, ...], num_classes: int = 10):
+        super().__init__()
+        sizes = (784, *hidden, num_classes)
+        for i, (c, m) in enumerate(itertools.pairwise(sizes), 1):
+            self.add_module(f"fc{i}", nn.Linear(c, m))
+        self.depth = len(sizes) - 1
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.flatten(1)
+        for i in range(1, self.depth):
+            x = self.relu(getattr(self, f"fc{i}")(x))
+        return getattr(self, f"fc{self.depth}")(x)
 
 
 class LeNet5(nn.Module):
@@ -73,3 +93,25 @@ def lenet300(num_classes: int = 10) -> nn.Module:
 def lenet5(num_classes: int = 10) -> nn.Module:
     """Caffe LeNet-5 (430,500 weights, 580 biases, 2,293,000 MACs per image)."""
     return LeNet5(num_classes)
+
+
+@register_model(
+    input_shape=(1, 1, 28, 28),
+    description="784-100-10 MLP: a distillation student smaller than LeNet-300-100",
+    published={"macs": 79_400, "weights": 79_400, "params": 79_510,
+               "source": "closed form: 784*100 + 100*10 = 79,400 weights + 110 biases"},
+)
+def lenet100(num_classes: int = 10) -> nn.Module:
+    """784-100-10 MLP (79,400 weights, 110 biases, 79,400 MACs per image)."""
+    return StudentMLP((100,), num_classes)
+
+
+@register_model(
+    input_shape=(1, 1, 28, 28),
+    description="784-64-32-10 MLP: a distillation student smaller than LeNet-300-100",
+    published={"macs": 52_544, "weights": 52_544, "params": 52_650,
+               "source": "closed form: 784*64 + 64*32 + 32*10 = 52,544 weights + 106 biases"},
+)
+def lenet64(num_classes: int = 10) -> nn.Module:
+    """784-64-32-10 MLP (52,544 weights, 106 biases, 52,544 MACs per image)."""
+    return StudentMLP((64, 32), num_classes)

@@ -117,6 +117,12 @@ EXPECTED: dict[str, list[tuple[str, Figure]]] = {
         ("macs", Figure(266_200, 0, SEED_002)), ("weights", Figure(266_200, 0, SEED_002)),
         ("params", Figure(266_200 + 410, 0, "266,200 weights + 300 + 100 + 10 biases")),
     ],
+    # distillation students (issue 12), counted by hand
+    "lenet100": [("macs", Figure(79_400, 0, "784*100 + 100*10")), ("weights", Figure(79_400, 0, "784*100 + 100*10")),
+                 ("params", Figure(79_510, 0, "79,400 weights + 100 + 10 biases"))],
+    "lenet64": [("macs", Figure(52_544, 0, "784*64 + 64*32 + 32*10")),
+                ("weights", Figure(52_544, 0, "784*64 + 64*32 + 32*10")),
+                ("params", Figure(52_650, 0, "52,544 weights + 64 + 32 + 10 biases"))],
     "lenet5": [
         # conv1 20*25*24*24 = 288,000; conv2 50*500*8*8 = 1,600,000; fc1 800*500; fc2 500*10: 2,293,000 = #Edges 2293K
         ("macs", Figure(2_293_000, 0, SEED_002)),
