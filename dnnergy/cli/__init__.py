@@ -56,8 +56,8 @@ def estimate(
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch size (replaces the first dimension)."),
     bits: Optional[str] = typer.Option(None, "--bits", help="Weight and activation bits, e.g. 8,8."),
     profile: Optional[str] = typer.Option(None, "--profile", help="Measure sparsity on mnist, digits or random data."),
-    zero_mode: str = typer.Option("gate", "--zero-mode", help="Zero operands: gate, skip or none."),
-    coding: str = typer.Option("rlc", "--coding", help="DRAM coding of sparse data: rlc, zero_flag or none."),
+    zero_mode: Optional[str] = typer.Option(None, "--zero-mode", help="Zero operands: gate, skip or none (default: what the hardware declares, else gate)."),
+    coding: Optional[str] = typer.Option(None, "--coding", help="DRAM coding of sparse data: rlc, zero_flag, bitmask, csc or none (default: what the hardware declares, else rlc)."),
     non_mac: str = typer.Option("price", "--non-mac", help="Pooling, element-wise, norm layers: price or exclude."),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Example input shape, e.g. 1,3,224,224."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -102,12 +102,12 @@ def compress(
     model: str = typer.Argument(..., help=MODEL_HELP + " Also a saved .dnnergy model."),
     method: str = typer.Option(..., "--method", help="A registered method, or several comma-separated to chain "
                                                     "(see `dnnergy methods`); its parameters follow as --name value."),
-    data: str = typer.Option("mnist", "--data", help="Training and evaluation data: mnist, digits or synthetic."),
+    data: str = typer.Option("mnist", "--data", help="Training and evaluation data: fashion-mnist, mnist, digits, synthetic, or idx:DIR (an MNIST-style IDX directory)."),
     max_accuracy_drop: float = typer.Option(1.0, "--max-accuracy-drop", min=0.0, max=100.0,
                                             help="Largest validation accuracy loss, in points."),
     hardware: str = typer.Option("eyeriss", "--hardware", help="A preset (eyeriss, horowitz45) or a YAML file."),
     dataflow: str = typer.Option("row_stationary", "--dataflow", help="Dataflow of the energy estimate."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: the cached pretrained LeNets on mnist; any other model is trained now)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: the cached pretrained LeNets on mnist and fashion-mnist; any other model is trained now)."),
     epochs: int = typer.Option(3, "--epochs", min=0, help="Fine-tuning epochs each time a method retrains (0: never)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of fine-tuning."),
     out: Optional[str] = typer.Option(None, "--out", help="Save the compressed model here (reload with dnnergy.load; "
@@ -154,10 +154,10 @@ def tradeoff(
     model: str = typer.Argument(..., help=MODEL_HELP),
     method: str = typer.Option("magnitude", "--method", help="A registered method with a strength (see `dnnergy methods`)."),
     strengths: str = typer.Option("0,0.5,0.75,0.9,0.95", "--strengths", help="Comma-separated strengths to sweep."),
-    data: str = typer.Option("mnist", "--data", help="mnist, digits or synthetic."),
+    data: str = typer.Option("mnist", "--data", help="fashion-mnist, mnist, digits, synthetic, or idx:DIR (an MNIST-style IDX directory)."),
     hardware: str = typer.Option("eyeriss", "--hardware", help="A preset (eyeriss, horowitz45) or a YAML file."),
     dataflow: str = typer.Option("row_stationary", "--dataflow", help="Dataflow of the energy estimate."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: the cached pretrained LeNets on mnist; any other model is trained now)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from (default: the cached pretrained LeNets on mnist and fashion-mnist; any other model is trained now)."),
     epochs: int = typer.Option(0, "--epochs", min=0, help="Fine-tuning epochs per point (0: none)."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Write accuracy vs energy with the Pareto front (PNG)."),
     json_out: bool = typer.Option(False, "--json", help="Print the points as JSON."),
@@ -228,6 +228,11 @@ def demo() -> None:
     from .demo import run_demo
 
     run_demo()
+
+
+from .adapt import adapt as _adapt  # noqa: E402  (its own module: NetAdapt's options and outputs)
+
+app.command(name="adapt")(_adapt)
 
 
 def main(argv: list[str] | None = None) -> None:

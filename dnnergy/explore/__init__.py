@@ -6,9 +6,11 @@ registered methods by name on a :class:`~dnnergy.compress.CompressionContext`.
 
 from ..metrics import Point
 from .elimination import Search, elimination_search, elimination_sweep
+from .executors import LocalExecutor, RayExecutor, as_executor
+from .netadapt import Adaptation, Budget, History, netadapt_search, resource_objective
 from .pareto import dominates, pareto_front
 from .strongest import Strongest, largest_within, strongest
-from .tradeoff import LocalExecutor, best_layer, layer_curves, tradeoff
+from .tradeoff import best_layer, layer_curves, tradeoff
 
 __all__ = [
     "Point",
@@ -16,6 +18,8 @@ __all__ = [
     "layer_curves",
     "best_layer",
     "LocalExecutor",
+    "RayExecutor",
+    "as_executor",
     "pareto_front",
     "dominates",
     "strongest",
@@ -24,4 +28,9 @@ __all__ = [
     "elimination_sweep",
     "elimination_search",
     "Search",
+    "netadapt_search",
+    "resource_objective",
+    "Budget",
+    "History",
+    "Adaptation",
 ]

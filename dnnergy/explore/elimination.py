@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from ..compress.contract import require_positive
 from ..compress.eliminate import PlanBuilder, eliminate_plan
 from ..errors import UserInputError
 from ..metrics import Point
+from .executors import as_executor, runs_here
 
 __all__ = ["elimination_sweep", "elimination_search", "Search", "eliminate"]
 
@@ -81,8 +82,28 @@ class Search:
         return dict((self.accepted[-1] if self.accepted else self.start).info["plan"])
 
 
+@dataclass(frozen=True, eq=False)
+class _Proposal:
+    """Builds one plan and scores its energy and output distortion (picklable: runs on any executor)."""
+
+    builder: PlanBuilder
+    context: CompressionContext
+    reference: torch.Tensor
+    scale: float
+
+    def distortion(self, built: nn.Module) -> float:
+        """Relative squared error of ``built``'s outputs on the calibration inputs."""
+        with torch.no_grad():
+            return float((built(self.builder.x).double() - self.reference).square().sum()) / self.scale
+
+    def __call__(self, ps: list[int]) -> tuple[nn.Module, Point]:
+        built = self.builder.build(ps)
+        plan = dict(zip(self.builder.keys, ps))
+        return built, _point(self.context, built, plan, None, distortion=self.distortion(built))
+
+
 def elimination_search(model: nn.Module, context: CompressionContext, layers: Sequence[str], *, steps: int = 25,
-                       samples: int = 1024) -> Search:
+                       samples: int = 1024, executor: Any = None) -> Search:
     """Algorithm 1 over several layers at once, steered by energy: the "After" rows of seed 002.
 
     Every round proposes, for each of ``layers`` (names and/or ``"inputs"``) with more
@@ -92,7 +113,8 @@ def elimination_search(model: nn.Module, context: CompressionContext, layers: Se
     ``samples`` calibration inputs, smooth where accuracy is not). The best proposal is
     then evaluated on validation: kept if within the budget; the first one past it ends
     the search, as in Algorithm 1. Rebuild the result with ``eliminate_plan(model,
-    images, search.plan)``.
+    images, search.plan)``. A round's proposals run on ``executor`` (``"local"``,
+    ``"ray"`` or an object with ``map``; :mod:`~dnnergy.explore.executors`).
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise UserInputError(f"elimination_search: steps must be a positive int (got {steps!r})")
@@ -103,23 +125,21 @@ def elimination_search(model: nn.Module, context: CompressionContext, layers: Se
     with torch.no_grad():
         reference = model.eval()(x).double()
     scale = float(reference.square().sum()) or 1.0
-
-    def distortion(built: nn.Module) -> float:
-        with torch.no_grad():
-            return float((built(x).double() - reference).square().sum()) / scale
-
+    run = as_executor(executor)
+    quiet = context if runs_here(executor) else context.replace(progress=None)
     current = list(sizes)
     now = _point(context, model, dict(zip(keys, sizes)), context.evaluate(model), distortion=0.0)
     start, accepted = now, []
     while True:
-        proposals = []
+        plans = []
         for i in range(len(keys)):
             if current[i] <= 1:
                 continue
             ps = list(current)
             ps[i] = max(1, ps[i] - max(1, sizes[i] // steps))
-            built = builder.build(ps)
-            proposals.append((ps, built, _point(context, built, dict(zip(keys, ps)), None, distortion=distortion(built))))
+            plans.append(ps)
+        scored = run.map(_Proposal(builder, quiet, reference, scale), plans)
+        proposals = [(ps, built, point) for ps, (built, point) in zip(plans, scored)]
         if not proposals:
             return Search(start, tuple(accepted), None)
         ps, built, trial = max(proposals, key=lambda c: (now.energy - c[2].energy)

@@ -17,22 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from torch import nn
 
 from ..compress import CompressionContext, get_method
 from ..errors import UserInputError
 from ..metrics import Point, model_latency
+from .executors import LocalExecutor, as_executor, runs_here
 
 __all__ = ["LocalExecutor", "tradeoff", "layer_curves", "best_layer"]
-
-
-class LocalExecutor:
-    """Runs tasks one after the other in this process (``concurrent.futures``-style ``map``)."""
-
-    def map(self, fn: Callable, *iterables: Iterable) -> Iterable:
-        return list(map(fn, *iterables))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +63,7 @@ def _tasks(model: nn.Module, context: CompressionContext, method: str, strengths
     if not values:
         raise UserInputError("tradeoff: strengths must list at least one value, e.g. (0.0, 0.5, 0.9)")
     free = context.replace(max_accuracy_drop=None, reference_accuracy=None)
-    if executor is not None:  # tasks may cross processes: a progress display stays in this one
+    if not runs_here(executor):  # tasks may cross processes: a progress display stays in this one
         free = free.replace(progress=None)
     before = free.measure(model, label="before")
     return [_Task(model, free, method, dict(params or {}), s, layer, before, latency) for layer in layers for s in values]
@@ -83,12 +77,13 @@ def tradeoff(model: nn.Module, context: CompressionContext, method: str, strengt
     ``magnitude``, channel ratio for ``structured``, threshold for ``activation``);
     ``params`` are its other keyword parameters. Points carry validation and test
     accuracy, energy (the context's objective), counts, bytes and (``latency``) batch-1
-    CPU seconds. ``executor`` has ``map(fn, tasks)`` (default :class:`LocalExecutor`, which
-    keeps the context's progress callback; another executor gets tasks without it, so
-    they pickle). The input model is not changed.
+    CPU seconds. ``executor`` is ``"local"`` (default: :class:`LocalExecutor`, serial, which
+    keeps the context's progress callback), ``"ray"`` or any object with ``map(fn, tasks)``
+    (:mod:`~dnnergy.explore.executors`); tasks that may leave this process go without the
+    progress callback, so they pickle. The input model is not changed.
     """
     tasks = _tasks(model, context, method, strengths, [""], params, latency, executor)
-    return list((executor or LocalExecutor()).map(_run, tasks))
+    return list(as_executor(executor).map(_run, tasks))
 
 
 def layer_curves(model: nn.Module, context: CompressionContext, method: str, strengths: Sequence[float], *,
@@ -102,7 +97,7 @@ def layer_curves(model: nn.Module, context: CompressionContext, method: str, str
     if not layers:
         raise UserInputError("layer_curves: name at least one layer (module path such as 'fc1')")
     tasks = _tasks(model, context, method, strengths, list(layers), params, latency, executor)
-    points = list((executor or LocalExecutor()).map(_run, tasks))
+    points = list(as_executor(executor).map(_run, tasks))
     per = len(points) // len(layers)
     return {layer: points[i * per:(i + 1) * per] for i, layer in enumerate(layers)}
 

@@ -6,7 +6,9 @@ same objectives.
 """
 
 from .latency import measure_latency, model_latency
-from .objectives import EnergyObjective, LatencyObjective, LayerwiseObjective, MacsObjective, energy_objective, macs_objective
+from .latency_table import LatencyCheck, LatencyTable
+from .objectives import (EnergyObjective, LatencyObjective, LayerwiseObjective, MacsObjective, WeightsObjective,
+                         energy_objective, macs_objective)
 from .point import Point, model_bytes, model_counts
 
 __all__ = [
@@ -15,7 +17,10 @@ __all__ = [
     "model_bytes",
     "EnergyObjective",
     "MacsObjective",
+    "WeightsObjective",
     "LatencyObjective",
+    "LatencyTable",
+    "LatencyCheck",
     "LayerwiseObjective",
     "energy_objective",
     "macs_objective",

@@ -21,8 +21,8 @@ from torch import nn
 from ..errors import UserInputError
 from ..workload import Workload, trace
 
-__all__ = ["LayerwiseObjective", "EnergyObjective", "MacsObjective", "LatencyObjective", "energy_objective",
-           "macs_objective"]
+__all__ = ["LayerwiseObjective", "EnergyObjective", "MacsObjective", "WeightsObjective", "LatencyObjective",
+           "energy_objective", "macs_objective"]
 
 
 @runtime_checkable
@@ -164,6 +164,38 @@ class MacsObjective:
 
     def by_module(self, model: nn.Module) -> dict[str, float]:
         """MACs per module path, in :attr:`unit`."""
+        return _sum_by_module(*self._values(model))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WeightsObjective:
+    """Weight parameters of the MAC layers (Conv, Linear; as :attr:`Point.weights`), traced on ``example_input``.
+
+    ``nonzero=True`` counts only non-zero weights (so masks count); ``False`` counts
+    every weight, which only a physical removal lowers. Example:
+    ``WeightsObjective((1, 784), nonzero=False)(nn.Linear(784, 300)) == 235_200``.
+    """
+
+    example_input: Any
+    nonzero: bool = False
+
+    def __post_init__(self) -> None:
+        _check_example("WeightsObjective", self.example_input)
+
+    @property
+    def unit(self) -> str:
+        return "nonzero weights" if self.nonzero else "weights"
+
+    def _values(self, model: nn.Module) -> tuple[Workload, dict[str, float]]:
+        workload = trace(model, self.example_input, measure=self.nonzero)
+        layers = [layer for layer in workload.mac_layers() if layer.weight_is_param]
+        return workload, {layer.name: float(layer.weights * (layer.w_density if self.nonzero else 1.0)) for layer in layers}
+
+    def __call__(self, model: nn.Module) -> float:
+        return sum(self._values(model)[1].values())
+
+    def by_module(self, model: nn.Module) -> dict[str, float]:
+        """Weights per module path, in :attr:`unit`."""
         return _sum_by_module(*self._values(model))
 
 
