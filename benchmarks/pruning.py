@@ -217,7 +217,9 @@ def _stop_note(record: Record) -> tuple[str, ...]:
     if record.steps[-1].accepted:
         return (f"{record.summary}; every layer reached one neuron",)
     last = tried[-1]
-    return (f"{record.summary}; stopped by {last['info']['plan']} at val {last['val_accuracy']:.3f}",)
+    split, accuracy = ("select", last["info"]["select_accuracy"]) if "select_accuracy" in last["info"] else \
+        ("val", last["val_accuracy"])
+    return (f"{record.summary}; stopped by {last['info']['plan']} at {split} {accuracy:.3f}",)
 
 
 def torch_global_l1(s: Setup) -> Outcome:

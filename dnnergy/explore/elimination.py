@@ -26,31 +26,48 @@ from ..errors import UserInputError
 from ..metrics import Point
 from .executors import as_executor, runs_here
 
-__all__ = ["elimination_sweep", "elimination_search", "Search", "eliminate"]
+__all__ = ["elimination_sweep", "elimination_search", "Search", "eliminate", "decision_accuracy"]
 
 
 def _point(context: CompressionContext, model: nn.Module, plan: dict[str, int], accuracy: float | None,
            **info: float) -> Point:
+    """A plan's Point with its ``accuracy`` on the context's selection split (see :func:`_with_accuracy`)."""
     energy = context.energy
-    return Point(label="eliminate", strength=float(sum(plan.values())), layer=",".join(plan), val_accuracy=accuracy,
-                 val_samples=len(context.data.val), energy=float(energy(model)) if energy else None,
-                 energy_unit=getattr(energy, "unit", "") if energy else "", info={"plan": plan, **info})
+    point = Point(label="eliminate", strength=float(sum(plan.values())), layer=",".join(plan),
+                  val_samples=len(context.data.val), energy=float(energy(model)) if energy else None,
+                  energy_unit=getattr(energy, "unit", "") if energy else "", info={"plan": plan, **info})
+    return point if accuracy is None else _with_accuracy(context, point, accuracy)
+
+
+def _with_accuracy(context: CompressionContext, point: Point, accuracy: float) -> Point:
+    """``point`` with the accuracy measured on the selection split: its validation accuracy when that split is
+    ``val``, else ``info["select_accuracy"]`` (validation stays unmeasured: it is the budget's own split)."""
+    if context.selection_split == "val":
+        return dataclasses.replace(point, val_accuracy=accuracy)
+    return dataclasses.replace(point, info={**point.info, "select_accuracy": accuracy})
+
+
+def decision_accuracy(point: Point) -> float | None:
+    """The accuracy a search decided on for ``point``: on ``select`` when the data set has it, else validation."""
+    return point.info.get("select_accuracy", point.val_accuracy)
 
 
 def _with_reference(context: CompressionContext, model: nn.Module) -> CompressionContext:
-    """``context`` whose budget is measured from ``model`` unless it has a reference (or no budget) already."""
-    if context.max_accuracy_drop is None or context.reference_accuracy is not None:
+    """``context`` whose budgets (validation and selection) are measured from ``model`` unless set (or no budget)."""
+    if context.max_accuracy_drop is None:
         return context
-    return context.with_reference(context.evaluate(model))
+    if context.reference_accuracy is None:
+        context = context.with_reference(context.evaluate(model))
+    return context.with_selection_reference(model)
 
 
 def elimination_sweep(model: nn.Module, context: CompressionContext, layer: str, *, step: int = 1,
                       samples: int = 1024) -> list[Point]:
     """Algorithm 1: for ``p = rank(X), rank(X) - step, ...`` eliminate ``layer`` down to ``p`` neurons and measure it.
 
-    Stops after the first ``p`` whose validation accuracy leaves the context's budget
-    (that point is kept) or at ``p = 1``. One point per ``p`` (descending): validation
-    accuracy, energy (the context's objective), ``info`` with the plan and the Eq. 6
+    Stops after the first ``p`` whose accuracy on the selection split (``select``, else
+    validation) leaves the context's budget (that point is kept) or at ``p = 1``. One point
+    per ``p`` (descending): that accuracy (:func:`decision_accuracy`), energy (the context's objective), ``info`` with the plan and the Eq. 6
     residual. The SVD of ``X`` (the first ``samples`` training images) is computed once.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 1:
@@ -60,9 +77,9 @@ def elimination_sweep(model: nn.Module, context: CompressionContext, layer: str,
     points = []
     for p in range(builder.rank(0), 0, -step):
         built = builder.build([p])
-        point = _point(context, built, {layer: p}, context.evaluate(built), residual=builder.residual([p]))
+        point = _point(context, built, {layer: p}, context.selection_accuracy(built), residual=builder.residual([p]))
         points.append(point)
-        if not context.within_budget(point.val_accuracy):
+        if decision_accuracy(point) < context.selection_floor():
             break
     return points
 
@@ -111,7 +128,8 @@ def elimination_search(model: nn.Module, context: CompressionContext, layers: Se
     (Algorithm 2 + Eq. 6, no retraining) and scored by energy saved (the context's
     objective) per distortion added (relative squared error of the model outputs on the
     ``samples`` calibration inputs, smooth where accuracy is not). The best proposal is
-    then evaluated on validation: kept if within the budget; the first one past it ends
+    then evaluated on the selection split (``select``, else validation): kept if within
+    the budget; the first one past it ends
     the search, as in Algorithm 1. Rebuild the result with ``eliminate_plan(model,
     images, search.plan)``. A round's proposals run on ``executor`` (``"local"``,
     ``"ray"`` or an object with ``map``; :mod:`~dnnergy.explore.executors`).
@@ -128,7 +146,7 @@ def elimination_search(model: nn.Module, context: CompressionContext, layers: Se
     run = as_executor(executor)
     quiet = context if runs_here(executor) else context.replace(progress=None)
     current = list(sizes)
-    now = _point(context, model, dict(zip(keys, sizes)), context.evaluate(model), distortion=0.0)
+    now = _point(context, model, dict(zip(keys, sizes)), context.selection_accuracy(model), distortion=0.0)
     start, accepted = now, []
     while True:
         plans = []
@@ -144,8 +162,8 @@ def elimination_search(model: nn.Module, context: CompressionContext, layers: Se
             return Search(start, tuple(accepted), None)
         ps, built, trial = max(proposals, key=lambda c: (now.energy - c[2].energy)
                                / max(c[2].info["distortion"] - now.info["distortion"], 1e-12))
-        trial = dataclasses.replace(trial, val_accuracy=context.evaluate(built))
-        if not context.within_budget(trial.val_accuracy):  # as Algorithm 1: stop at the first degradation past the budget
+        trial = _with_accuracy(context, trial, context.selection_accuracy(built))
+        if decision_accuracy(trial) < context.selection_floor():  # as Algorithm 1: stop at the first degradation past the budget
             return Search(start, tuple(accepted), trial)
         current, now = ps, trial
         accepted.append(trial)
@@ -181,13 +199,15 @@ def eliminate(model: nn.Module, context: CompressionContext, *, layer: tuple[str
         layers = list(layer) or _hidden_linear(model)
         if len(layers) == 1:
             tried = elimination_sweep(model, context, layers[0], step=step, samples=samples)
-            ok = [pt for pt in tried if context.within_budget(pt.val_accuracy)]
+            floor = _with_reference(context, model).selection_floor()
+            ok = [pt for pt in tried if decision_accuracy(pt) >= floor]
             plan = {layers[0]: int(min(ok, key=lambda pt: pt.strength).strength)} if ok else None
         else:
             search = elimination_search(model, context, layers, steps=steps, samples=samples)
             tried = [*search.accepted, *([search.stopped_by] if search.stopped_by else [])]
             plan = search.plan if search.accepted else None
-        steps_taken = [Step(i, pt.layer, pt.strength, pt.val_accuracy, context.within_budget(pt.val_accuracy))
+        floor = _with_reference(context, model).selection_floor()
+        steps_taken = [Step(i, pt.layer, pt.strength, decision_accuracy(pt), decision_accuracy(pt) >= floor)
                        for i, pt in enumerate(tried)]
         if plan is None:
             return Outcome(model, f"no plan over {', '.join(layers)} stays within the accuracy budget", steps_taken,

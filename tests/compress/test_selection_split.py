@@ -86,3 +86,15 @@ def test_eap_undoes_an_iteration_that_breaks_the_validation_budget(trained, monk
     assert any(step.accepted for step in result.record.steps)  # the selection split accepted layer steps ...
     for name, p in result.model.named_parameters():  # ... and the validation check undid all of them
         assert torch.equal(p, dict(model.named_parameters())[name]), name
+
+
+def test_elimination_search_decides_on_select_and_leaves_validation_unmeasured(trained):
+    model, data = trained
+    events = []
+    context = CompressionContext.build(_with_select(data), hardware="horowitz45", dataflow="weights_once",
+                                       max_accuracy_drop=0.02, fine_tuning=None, progress=events.append)
+    result = get_method("eliminate")(model, context, layer=("inputs", "1"), steps=4, samples=300)
+    assert result.record.steps and all(s.accuracy is not None for s in result.record.steps)
+    assert all(e.message.startswith("selection accuracy") for e in events if e.kind == "evaluated")
+    tried = result.record.info["tried"]
+    assert all(t["val_accuracy"] is None and 0 <= t["info"]["select_accuracy"] <= 1 for t in tried)
