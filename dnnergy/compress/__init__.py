@@ -36,6 +36,7 @@ from .transforms import Mask, Masks, Transforms, WeightTransform, register_trans
 
 # Every module below registers its method(s) when imported.
 from . import activation, balanced, eap, magnitude, obd, snapea, structured  # noqa: E402,F401  isort: skip
+from . import quantize  # noqa: E402,F401  isort: skip
 from . import distill, lowrank  # noqa: E402,F401  isort: skip
 from . import deep_compression, sharing  # noqa: E402,F401  isort: skip
 

@@ -25,6 +25,18 @@ class MacCost:
     ``energy(16, 16)`` it is ``3.7/4 + 0.9/2 = 1.375``.
 
     NB: the adder is priced at the wider operand, not at the accumulator width.
+
+    **Binary MAC** (1-bit weights and 1-bit activations, BNN / XNOR-Net): the product of
+    two values in {-1, +1} is one XNOR gate and the sum a popcount, not a multiplier and
+    an adder (Rastegari et al. 2016; Hubara et al. 2016)::
+
+        energy(1, 1) = mult * (1/ref)**(2 * mult_exponent) + add * (2/ref)**add_exponent
+
+    the XNOR priced as the multiplier's 1 x 1-bit product (one gate, like an AND) and
+    the popcount as a 2-bit add per product: a popcount tree over ``n`` one-bit inputs
+    has ``sum_k k * n / 2**k -> 2n`` full-adder bits. Example: eyeriss' int16 MAC
+    (0.935 + 0.065) costs ``0.935/256 + 0.065 * 2/16 = 0.0118`` per binary MAC.
+    NB: the running sum of popcounts (one wide add per ``n`` products) is not counted.
     """
 
     name: str
@@ -49,8 +61,15 @@ class MacCost:
     def energy(self, w_bits: float, a_bits: float) -> float:
         """Energy of one MAC with ``w_bits``-bit weights and ``a_bits``-bit activations (hardware unit)."""
         ref = self.ref_bits
+        if w_bits <= 1 and a_bits <= 1:
+            return self.binary_energy()
         mult = self.mult * ((w_bits / ref) * (a_bits / ref)) ** self.mult_exponent if self.mult else 0.0
         return mult + self.op_energy(max(w_bits, a_bits))
+
+    def binary_energy(self) -> float:
+        """Energy of one binary MAC, an XNOR and its share of a popcount (see the class docstring)."""
+        xnor = self.mult * (1.0 / self.ref_bits) ** (2 * self.mult_exponent) if self.mult else 0.0
+        return xnor + self.op_energy(2)
 
     def op_energy(self, bits: float) -> float:
         """Energy of one non-MAC operation (an add or a comparison) on ``bits``-bit operands: the adder term."""

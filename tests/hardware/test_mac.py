@@ -49,3 +49,22 @@ def test_energy_monotone_in_bits(w1, a1, w2, a2):
 def test_invalid_mac_cost(kwargs, match):
     with pytest.raises(HardwareConfigError, match=match):
         MacCost(**kwargs)
+
+
+def test_binary_mac_is_an_xnor_and_a_popcount_share():
+    # 1 x 1 bits: XNOR = the multiplier's 1-bit product, popcount = a 2-bit add per product (a popcount tree of
+    # n one-bit inputs has sum_k k n / 2**k -> 2n full-adder bits)
+    assert FP32.energy(1, 1) == pytest.approx(3.7 / 32 ** 2 + 0.9 * 2 / 32)  # horowitz45 fp32: 0.0598 pJ
+    eyeriss = MacCost("int16", 16, mult=0.935, add=0.065)
+    assert eyeriss.energy(1, 1) == pytest.approx(0.935 / 256 + 0.065 * 2 / 16) == eyeriss.binary_energy()  # 0.0118
+    # binary weights with 8-bit activations are not XNOR-able: the multiplier law
+    assert FP32.energy(1, 8) == pytest.approx(3.7 * (1 / 32) * (8 / 32) + 0.9 * 8 / 32)
+    # exponents apply to the gate and the popcount too
+    cost = MacCost("x", 16, mult=1.0, add=1.0, mult_exponent=0.5, add_exponent=2.0)
+    assert cost.energy(1, 1) == pytest.approx((1 / 16) ** 1 + (2 / 16) ** 2)
+
+
+@given(st.integers(1, 64), st.integers(1, 64), st.floats(0.1, 3.0), st.floats(0.1, 3.0))
+def test_binary_mac_is_the_cheapest_whatever_the_exponents(w, a, mult_exponent, add_exponent):
+    cost = MacCost("x", 16, mult=0.935, add=0.065, mult_exponent=mult_exponent, add_exponent=add_exponent)
+    assert cost.energy(1, 1) <= cost.energy(w, a) * (1 + 1e-12)
