@@ -168,9 +168,10 @@ def test_unwritable_cache_still_returns_the_trained_model(tmp_path, monkeypatch,
 
 
 def test_pretrained_knows_only_its_recipes():
-    assert list_pretrained() == [("lenet300", "mnist"), ("lenet5", "mnist")]
+    assert list_pretrained() == [("lenet300", "fashion-mnist"), ("lenet300", "mnist"), ("lenet5", "fashion-mnist"),
+                                 ("lenet5", "mnist")]
     with pytest.raises(UserInputError, match="no pretraining recipe for model 'lenet5' on dataset 'digits'; "
-                                             "available: lenet300 on mnist, lenet5 on mnist"):
+                                             "available: lenet300 on fashion-mnist, lenet300 on mnist, lenet5 on fashion-mnist, lenet5 on mnist"):
         pretrained("lenet5", "digits")
 
 
