@@ -20,16 +20,21 @@ from .relative_index import from_relative, to_relative
 from .runlength import EYERISS_RLC, RunLengthCode, decode_rlc, encode_rlc
 from .zero_flag import decode_zero_flag, encode_zero_flag
 
-__all__ = ["HuffmanStream", "code_lengths", "from_relative", "huffman_decode", "huffman_encode", "to_relative"]
-__all__ += [
-            "EYERISS_RLC",
-            "Bitstream",
-            "RunLengthCode",
-            "decode_delta",
-            "decode_rlc",
-            "decode_zero_flag",
-            "encode_delta",
-            "encode_rlc",
-            "encode_zero_flag",
-            "entropy_bits",
+__all__ = [
+    "Bitstream",
+    "EYERISS_RLC",
+    "RunLengthCode",
+    "encode_rlc",
+    "decode_rlc",
+    "encode_zero_flag",
+    "decode_zero_flag",
+    "encode_delta",
+    "decode_delta",
+    "entropy_bits",
+    "HuffmanStream",
+    "huffman_encode",
+    "huffman_decode",
+    "code_lengths",
+    "to_relative",
+    "from_relative",
 ]

@@ -8,8 +8,9 @@
 * :mod:`~dnnergy.compress.transforms`: reversible weight transforms (:class:`Masks`).
 * :mod:`~dnnergy.compress.edits`: the structural edit log a compressed model replays from.
 * Methods, one module each: ``magnitude``, ``obd``, ``balanced`` (and ``simd``), ``eap``,
-  ``structured``, ``activation``, ``snapea``; ``eliminate`` lives with its searches in
-  :mod:`dnnergy.explore.elimination`. Shared machinery: ``selection``, ``schedule``,
+  ``structured``, ``activation``, ``snapea``, ``quantize`` (a package), ``sharing`` (``share``),
+  ``deep_compression``, ``lowrank`` (factor layers in ``factorize``), ``distill``;
+  ``eliminate`` and ``netadapt`` live with their searches in :mod:`dnnergy.explore`. Shared machinery: ``selection``, ``schedule``,
   ``reconstruct``, ``importance``, ``removal``, ``sparse``.
 
 See docs/compression.md and docs/compression-structured.md.
