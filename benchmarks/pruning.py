@@ -61,6 +61,7 @@ from dnnergy.metrics import EnergyObjective, energy_objective
 from dnnergy.train import FINE_TUNE, evaluate, pretrained, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tiny import QUICK_MODELS  # noqa: E402
 from _results import RESULTS, write_section  # noqa: E402
 
 SECTION = "Pruning"
@@ -242,31 +243,6 @@ def torch_global_l1(s: Setup) -> Outcome:
 
 # -- models and budgets ----------------------------------------------------------------------------
 
-class TinyMLP(nn.Module):
-    """64-48-24-10 MLP for 8x8 digits (--quick)."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc2, self.fc3, self.relu = nn.Linear(64, 48), nn.Linear(48, 24), nn.Linear(24, 10), nn.ReLU()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc3(self.relu(self.fc2(self.relu(self.fc1(x.flatten(1))))))
-
-
-class TinyCNN(nn.Module):
-    """conv 3x3 (8) - pool - conv 3x3 (16) - pool - fc 64-32-10 for 8x8 digits (--quick)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
-        self.pool, self.relu = nn.MaxPool2d(2), nn.ReLU()
-        self.fc1, self.fc2 = nn.Linear(64, 32), nn.Linear(32, 10)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.pool(self.relu(self.conv2(self.pool(self.relu(self.conv1(x))))))
-        return self.fc2(self.relu(self.fc1(x.flatten(1))))
-
-
 _GRID = (0.5, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98)
 _RATIOS = (0.25, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 _EAP = {"step": 0.2, "rounds": 1, "max_iterations": 8}
@@ -277,7 +253,6 @@ BUDGETS = {
     "mlp": Budget(2, (0.5, 0.7, 0.8, 0.9), (0.25, 0.5, 0.75), _QUICK_EAP, 12, 600),
     "cnn": Budget(1, (0.5, 0.7, 0.8, 0.9), (0.25, 0.5, 0.75), _QUICK_EAP, 8, 600),
 }
-QUICK_MODELS = {"mlp": TinyMLP, "cnn": TinyCNN}
 #: Full-size Fashion-MNIST: the same grids, one fine-tuning epoch on FASHION_FT_SAMPLES training images (the
 #: whole 50,000-image split per step would put the run far past 30 minutes on 2 cores).
 FASHION_BUDGETS = {

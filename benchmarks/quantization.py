@@ -52,6 +52,7 @@ from dnnergy.metrics.point import model_bytes
 from dnnergy.train import FINE_TUNE, TrainConfig, evaluate, pretrained, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tiny import QUICK_MODELS  # noqa: E402
 from _results import RESULTS, write_section  # noqa: E402
 
 SECTION = "Quantization"
@@ -271,38 +272,10 @@ def targets(s: Setup, base: Measured, chain: list[Line]) -> str:
 
 # -- models and data ------------------------------------------------------------------------------------------
 
-class TinyMLP(nn.Module):
-    """64-48-24-10 MLP for 8x8 digits (--quick)."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc2, self.fc3, self.relu = nn.Linear(64, 48), nn.Linear(48, 24), nn.Linear(24, 10), nn.ReLU()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc3(self.relu(self.fc2(self.relu(self.fc1(x.flatten(1))))))
-
-
-class TinyCNN(nn.Module):
-    """conv 3x3 (8) - pool - conv 3x3 (16) - pool - fc 64-32-10 for 8x8 digits (--quick)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
-        self.pool, self.relu = nn.MaxPool2d(2), nn.ReLU()
-        self.fc1, self.fc2 = nn.Linear(64, 32), nn.Linear(32, 10)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.pool(self.relu(self.conv2(self.pool(self.relu(self.conv1(x))))))
-        return self.fc2(self.relu(self.fc1(x.flatten(1))))
-
-
-QUICK = {"mlp": TinyMLP, "cnn": TinyCNN}
-
-
 def load_model(name: str, data_name: str, data: Dataset) -> nn.Module:
-    if name in QUICK:
+    if name in QUICK_MODELS:
         torch.manual_seed(0)
-        model = QUICK[name]()
+        model = QUICK_MODELS[name]()
         train(model, data, TrainConfig(epochs=8, lr=3e-3, batch_size=32))
         return model.eval()
     return pretrained(name, data_name).eval()

@@ -11,7 +11,6 @@ from torch.utils.data import TensorDataset
 from dnnergy.compress import CompressionContext, get_method
 from dnnergy.data import Dataset, load_dataset
 from dnnergy.errors import UserInputError
-from dnnergy.metrics import energy_objective
 
 torch.set_num_threads(1)
 

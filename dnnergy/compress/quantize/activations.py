@@ -26,7 +26,7 @@ operations; at one operation per activation it is under 0.2 % of LeNet's MACs.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -170,38 +170,39 @@ def _layer_kwargs(module: nn.Module) -> tuple[str, dict[str, Any]]:
     raise UserInputError(f"activation quantization: only nn.Linear and nn.Conv2d layers take quantized inputs (got {type(module).__name__})")
 
 
+def _forward_with_pre_hooks(model: nn.Module, example: Tensor, hooks: Mapping[nn.Module, Callable]) -> None:
+    """One eval-mode, no-grad forward pass of ``model`` on ``example`` with forward pre-hooks attached
+    (``{module: hook(module, inputs)}``); the hooks come off and the train/eval mode is restored afterwards."""
+    handles = [module.register_forward_pre_hook(hook) for module, hook in hooks.items()]
+    was = model.training
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(example)
+    finally:
+        model.train(was)
+        for handle in handles:
+            handle.remove()
+
+
 def execution_order(model: nn.Module, example: Tensor, kinds: tuple[type, ...] = (nn.Linear, nn.Conv2d)) -> list[str]:
     """Paths of ``model``'s modules of ``kinds`` in the order a forward pass on ``example`` runs them (each once)."""
     order: list[str] = []
     paths = {id(m): p for p, m in model.named_modules() if isinstance(m, kinds) and p}
-    handles = [m.register_forward_pre_hook(lambda mod, _inputs: order.append(paths[id(mod)]) if paths[id(mod)] not in order else None)
-               for m in model.modules() if id(m) in paths]
-    try:
-        with torch.no_grad():
-            was = model.training
-            model.eval()
-            model(example)
-            model.train(was)
-    finally:
-        for handle in handles:
-            handle.remove()
+
+    def seen(module: nn.Module, _inputs) -> None:
+        if paths[id(module)] not in order:
+            order.append(paths[id(module)])
+
+    _forward_with_pre_hooks(model, example, {m: seen for m in model.modules() if id(m) in paths})
     return order
 
 
 def _record_inputs(model: nn.Module, paths: Sequence[str], samples: Tensor) -> dict[str, Tensor]:
     seen: dict[str, Tensor] = {}
     modules = dict(model.named_modules())
-    handles = [modules[p].register_forward_pre_hook(lambda mod, inputs, p=p: seen.__setitem__(p, inputs[0].detach()))
-               for p in paths]
-    try:
-        with torch.no_grad():
-            was = model.training
-            model.eval()
-            model(samples)
-            model.train(was)
-    finally:
-        for handle in handles:
-            handle.remove()
+    _forward_with_pre_hooks(model, samples, {modules[p]: lambda mod, inputs, p=p: seen.__setitem__(p, inputs[0].detach())
+                                             for p in paths})
     return seen
 
 
