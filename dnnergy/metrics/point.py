@@ -111,17 +111,22 @@ class Point:
 
 
 def model_bytes(model: nn.Module) -> int:
-    """Bytes to store ``model``'s parameters and buffers: each ``weight`` at its module's ``w_bits``
-    hint when it has one (e.g. a 4-bit quantized layer), every other tensor at its dtype's size.
+    """Bytes to store ``model``'s parameters and buffers: each ``weight`` as its module's hints say it is
+    stored (``w_coded_bits`` in all, e.g. a Deep-Compressed layer's coded indices and codebook; else
+    ``w_bits`` per value, e.g. a 4-bit quantized layer), every other tensor at its dtype's size.
 
-    Example: ``nn.Linear(4, 2)`` in float32 takes (8 + 2) * 4 = 40 bytes.
+    Example: ``nn.Linear(4, 2)`` in float32 takes (8 + 2) * 4 = 40 bytes; with the hint
+    ``w_coded_bits=20`` it takes ceil((20 + 2 * 32) / 8) = 11.
     """
     bits = 0
-    for path, module in model.named_modules():
-        declared = (getattr(module, HINTS_ATTRIBUTE, None) or {}).get("w_bits")
+    for module in model.modules():
+        hints = getattr(module, HINTS_ATTRIBUTE, None) or {}
         for name, tensor in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
-            width = declared if declared and name == "weight" else tensor.element_size() * 8
-            bits += tensor.numel() * width
+            if name == "weight" and hints.get("w_coded_bits") is not None:
+                bits += int(hints["w_coded_bits"])
+            else:
+                width = hints["w_bits"] if name == "weight" and hints.get("w_bits") else tensor.element_size() * 8
+                bits += tensor.numel() * width
     return math.ceil(bits / 8)
 
 

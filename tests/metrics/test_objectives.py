@@ -151,6 +151,9 @@ def test_model_bytes_counts_dtype_sizes_and_declared_weight_bits():
     assert model_bytes(nested) == 40 + 4 * 8 + 8
     nested[0].dnnergy_hints = {"w_bits": 2}
     assert model_bytes(nested) == (8 * 2 + 2 * 32) // 8 + 40  # 16 + 64 bits = 10 bytes, BatchNorm unchanged
+    # a coded layer (Deep Compression) costs the bits it stores, whatever its values' width
+    layer.dnnergy_hints = {"w_bits": 4, "w_coded_bits": 20}
+    assert model_bytes(layer) == 11  # ceil((20 + 2 * 32) / 8) = ceil(10.5)
 
 
 def test_model_counts_of_a_linear_layer():
