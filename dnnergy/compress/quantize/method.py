@@ -182,7 +182,8 @@ def quantize(model: nn.Module, context: CompressionContext, *, scheme: Scheme = 
     ``calibration``: training images the activation ranges are measured on (post-training
     quantization). ``qat``: fine-tune with straight-through gradients afterwards.
     ``search``: lower each layer's width (weights and inputs) greedily, the step that saves
-    the most energy first, while validation accuracy stays within the budget.
+    the most energy first, while accuracy on the selection split (``select``, else validation) stays
+    within the budget.
     """
     if qat and context.fine_tuning is None:
         raise UserInputError("quantize: qat needs a fine-tuning policy (the context's fine_tuning is None)")
@@ -207,10 +208,13 @@ def quantize(model: nn.Module, context: CompressionContext, *, scheme: Scheme = 
 
 def _search(model: nn.Module, context: CompressionContext, scheme: str, weight_bits: dict[str, int], input_bits: dict[str, int],
             activation_bits: int | None, samples: Tensor, per_channel: bool) -> tuple[dict, dict, list[Step]]:
-    """Greedy mixed precision: each round lowers the one layer's width whose lowering (still within the budget)
-    gives the lowest energy; stops when no lowering stays within the budget."""
+    """Greedy mixed precision: each round lowers the one layer's width whose lowering (still within the budget on
+    the selection split) gives the lowest energy; stops when no lowering stays within it. The final model's
+    validation accuracy is then checked against the budget once (``info["within_budget"]``)."""
     context.require("max_accuracy_drop", "quantize with search")
     energy = context.require("energy", "quantize with search")
+    context = context.with_selection_reference(model)  # many accept decisions: the selection split
+    floor = context.selection_floor()
     tied = activation_bits is None and scheme in ("uniform", "log")  # inputs follow the weights' width
     steps: list[Step] = []
     while True:
@@ -222,8 +226,8 @@ def _search(model: nn.Module, context: CompressionContext, scheme: str, weight_b
             trial_w = {**weight_bits, path: lower}
             trial_i = {**input_bits, path: lower} if tied and path in input_bits else input_bits
             trial = quantize_model(copy.deepcopy(model), scheme, trial_w, trial_i, samples, per_channel=per_channel)
-            accuracy = context.evaluate(trial)
-            accepted = context.within_budget(accuracy)
+            accuracy = context.selection_accuracy(trial)
+            accepted = accuracy >= floor
             steps.append(Step(len(steps), path, float(lower), accuracy, accepted))
             if accepted:
                 cost = float(energy(trial))
