@@ -66,6 +66,8 @@ class CompressionContext:
     * ``reference_accuracy``: the validation accuracy the budget is measured from; methods
       and chains set it from the model they start with (``selection_reference``: the same
       on the ``select`` split).
+    * ``origin``: the model a compression or a chain started from (set by ``compress.run``;
+      never modified), e.g. the default teacher of ``distill`` in ``structured,distill``.
     """
 
     data: Dataset = field(repr=False)
@@ -78,6 +80,7 @@ class CompressionContext:
     progress: Callable[[Event], None] | None = field(default=None, repr=False)
     reference_accuracy: float | None = None
     selection_reference: float | None = None
+    origin: nn.Module | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, Dataset):
@@ -144,6 +147,10 @@ class CompressionContext:
         if self.reference_accuracy is not None or self.max_accuracy_drop is None:
             return self
         return self.replace(reference_accuracy=accuracy)
+
+    def with_origin(self, model: nn.Module) -> "CompressionContext":
+        """This context with :attr:`origin` set to ``model`` unless one is set already (a chain keeps its first)."""
+        return self if self.origin is not None else self.replace(origin=model)
 
     def within_budget(self, accuracy: float) -> bool:
         """True when ``accuracy`` (validation, a fraction) is at or above :meth:`floor`."""

@@ -124,7 +124,7 @@ class Method:
         start = time.perf_counter()
         work = copy.deepcopy(model)
         before = before or context.measure(work, label="before")
-        context = context.with_reference(before.val_accuracy).with_selection_reference(work)
+        context = context.with_reference(before.val_accuracy).with_selection_reference(work).with_origin(model)
         outcome = self.impl(work, context, **params)
         if not isinstance(outcome, Outcome):
             raise TypeError(f"method {self.name!r} returned {type(outcome).__name__}; implementations return Outcome")
@@ -245,7 +245,7 @@ def run(model: nn.Module, methods: str | Sequence[str | Method], context: Compre
         return chain[0].apply(model, context, _own(chain[0], params))
     start = time.perf_counter()
     before = context.measure(model, label="before")
-    context = context.with_reference(before.val_accuracy).with_selection_reference(model)
+    context = context.with_reference(before.val_accuracy).with_selection_reference(model).with_origin(model)
     results, current, point = [], model, before
     for method in chain:
         result = method.apply(current, context, _own(method, params), before=point)

@@ -55,8 +55,12 @@ def _check(temperature: float, alpha: float, teacher: str, student: str) -> None
 
 
 def resolve_teacher(teacher: str, model: nn.Module, context: CompressionContext) -> tuple[nn.Module, str]:
-    """The frozen teacher network and a description: a copy of ``model`` (``""``), a saved file, or a pretrained zoo model."""
-    if not teacher:
+    """The frozen teacher network and a description: for ``""`` a copy of the model the compression started from
+    (``context.origin``; ``model`` itself when called outside ``compress.run``), else a saved file or a pretrained
+    zoo model."""
+    if not teacher and context.origin is not None:
+        found, what = copy.deepcopy(context.origin), "a copy of the model the compression started from"
+    elif not teacher:
         found, what = copy.deepcopy(model), "a copy of the input model"
     elif Path(teacher).is_file():
         from .artifact import load
@@ -99,9 +103,9 @@ def distill(model: nn.Module, context: CompressionContext, *, temperature: float
     """Knowledge distillation (Hinton et al. 2015): train on a teacher's soft targets and the labels.
 
     Loss: ``alpha * temperature^2 * KL(soft teacher || soft student) + (1 - alpha) * CE``.
-    ``teacher``: ``""`` = a frozen copy of the input model (in a chain, the previous stage's
-    output, not the chain's original), a ``.dnnergy`` file, or a zoo name pretrained on the
-    context's data. ``student``: ``""`` fine-tunes the input model; a zoo name trains that
+    ``teacher``: ``""`` = a frozen copy of the model the compression started from (in a chain
+    such as ``structured,distill``, the chain's original: distillation recovers what the
+    earlier stages lost), a ``.dnnergy`` file, or a zoo name pretrained on the context's data. ``student``: ``""`` fine-tunes the input model; a zoo name trains that
     architecture from scratch instead. Training follows the context's fine-tuning policy.
     """
     _check(temperature, alpha, teacher, student)

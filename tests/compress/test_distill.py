@@ -43,7 +43,7 @@ def test_alpha_zero_is_the_plain_fine_tuning(mlp, context):
     context.fine_tune(plain)  # cross-entropy, the same policy and seed
     for a, b in zip(plain.parameters(), result.model.parameters()):
         assert torch.equal(a, b)
-    assert result.record.info["teacher"] == "a copy of the input model"
+    assert result.record.info["teacher"] == "a copy of the model the compression started from"
 
 
 def test_the_soft_targets_change_the_fine_tuning(mlp, context):
@@ -53,11 +53,13 @@ def test_the_soft_targets_change_the_fine_tuning(mlp, context):
     assert not torch.equal(soft[1].weight, plain[1].weight)
 
 
-def test_after_structured_pruning_the_teacher_is_the_pruned_input(mlp, context):
+def test_after_structured_pruning_the_teacher_is_the_chains_original(mlp, context):
     result = run(mlp, "structured,distill", context, ratio=0.25)
     stages = result.record.stages
     assert [s.method for s in stages] == ["structured", "distill"]
-    assert stages[1].info["teacher"] == "a copy of the input model"
+    assert stages[1].info["teacher"] == "a copy of the model the compression started from"
+    # the teacher is the unpruned network: its validation accuracy is the chain's starting one
+    assert stages[1].info["teacher_val_accuracy"] == pytest.approx(stages[0].before.val_accuracy)
     assert (result.model[1].out_features, result.model[3].out_features) == (36, 24)  # 25 % of 48 and 32 removed
     assert stages[1].before.to_dict() == stages[0].after.to_dict()
 
