@@ -373,9 +373,13 @@ def netadapt(model: nn.Module, context: CompressionContext, *, metric: str = "en
     context's policy at the end. ``info["history"]`` is the whole run.
     """
     objective = resource_objective(metric, context, hardware=hardware, latency_batch=latency_batch, table=latency_table)
-    adapted = netadapt_search(model, context, Budget(metric, budget, absolute), objective=objective, step=step,
-                              decay=decay, short_term=short_term, ignore=ignore, max_iterations=max_iterations,
-                              executor=as_executor(executor, address=ray_address))
+    runner = as_executor(executor, address=ray_address)
+    try:
+        adapted = netadapt_search(model, context, Budget(metric, budget, absolute), objective=objective, step=step,
+                                  decay=decay, short_term=short_term, ignore=ignore, max_iterations=max_iterations,
+                                  executor=runner)
+    finally:  # a Ray instance the method started stops with it (a cluster it joined keeps running)
+        getattr(runner, "shutdown", lambda: None)()
     history = adapted.history
     tuned = context.fine_tune(adapted.model)
     history.final = {"resource": float(objective(adapted.model)), "accuracy": context.evaluate(adapted.model, history.split)}

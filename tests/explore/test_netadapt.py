@@ -160,6 +160,24 @@ def test_the_method_fine_tunes_and_records_the_history(descend, data):
     assert all(s.fine_tuned for s in result.record.steps) and "met" in result.record.summary
 
 
+def test_the_method_shuts_down_the_executor_it_started(descend, data, monkeypatch):
+    import dnnergy.explore.netadapt as module
+
+    class Recording:  # runs here, remembers being shut down (as RayExecutor stops a Ray it started)
+        stopped = False
+
+        def map(self, fn, items):
+            return [fn(item) for item in items]
+
+        def shutdown(self):
+            Recording.stopped = True
+
+    monkeypatch.setattr(module, "as_executor", lambda executor, address=None: Recording())
+    ctx = context(data, fine_tuning=None)
+    get_method("netadapt")(mlp(descend, data), ctx, metric="macs", budget=0.5, short_term=0, executor="ray")
+    assert Recording.stopped
+
+
 @pytest.mark.parametrize(("text", "expected"), [("energy=0.5", Budget("energy", 0.5)), ("macs=0.25", Budget("macs", 0.25)),
                                                  (" latency=1", Budget("latency", 1.0))])
 def test_budget_parse(text, expected):
