@@ -8,7 +8,6 @@ accuracy per iteration to ``OUT.png`` (all atomically).
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -16,32 +15,7 @@ import typer
 
 from ..errors import UserInputError
 
-__all__ = ["adapt", "plot_history"]
-
-
-def plot_history(history, path: str | os.PathLike) -> Path:
-    """Resource (fraction of the original, with the budget) and selection accuracy per iteration (PNG/SVG/PDF)."""
-    from ..report.plots import _pyplot, _save
-
-    plt = _pyplot()
-    iterations = list(range(len(history.iterations) + 1))
-    resource = [history.original] + [it.resource for it in history.iterations]
-    accuracy = [history.accuracy] + [it.accuracy for it in history.iterations]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.plot(iterations, [r / history.original for r in resource], marker="o", label=f"{history.metric} (of original)")
-    ax.axhline(history.budget / history.original, color="k", linestyle="--", linewidth=1, label="budget")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(f"{history.metric} / original")
-    other = ax.twinx()
-    other.plot(iterations, accuracy, marker="s", color="tab:orange", label=f"accuracy ({history.split})")
-    other.set_ylabel(f"accuracy on {history.split} (after short-term fine-tuning)")
-    ax.grid(alpha=0.3)
-    fig.legend(loc="lower left", bbox_to_anchor=(0.12, 0.12))
-    ax.set_title(f"NetAdapt: {history.metric} budget {history.budget / history.original:.0%} of the original")
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+__all__ = ["adapt"]
 
 
 def adapt(
@@ -96,6 +70,8 @@ def adapt(
     target = Path(out)
     written = write_outputs(out, job, result)
     written.append(atomic_write(target.with_name(target.name + ".history.json"), history.to_json()))
+    from ..report.plots import plot_history
+
     written.append(plot_history(history, target.with_name(target.name + ".png")))
     if json_out:
         typer.echo(history.to_json())

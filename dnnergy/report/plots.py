@@ -11,7 +11,7 @@ from ..errors import UserInputError
 from ..io import atomic_write
 from .breakdown import layer_breakdown
 
-__all__ = ["plot_breakdown", "plot_tradeoff"]
+__all__ = ["plot_breakdown", "plot_tradeoff", "plot_history"]
 
 
 def _pyplot():
@@ -80,6 +80,31 @@ def plot_tradeoff(series: dict[str, Sequence[tuple[float, float]]], path: str | 
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_history(history, path: str | os.PathLike) -> Path:
+    """A NetAdapt :class:`~dnnergy.explore.History` as a plot written atomically to ``path`` (PNG/SVG/PDF):
+    the resource per iteration as a fraction of the original, with the budget line, and the accuracy on the
+    selection split after each iteration's short-term fine-tuning."""
+    plt = _pyplot()
+    iterations = list(range(len(history.iterations) + 1))
+    resource = [history.original] + [it.resource for it in history.iterations]
+    accuracy = [history.accuracy] + [it.accuracy for it in history.iterations]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(iterations, [r / history.original for r in resource], marker="o", label=f"{history.metric} (of original)")
+    ax.axhline(history.budget / history.original, color="k", linestyle="--", linewidth=1, label="budget")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"{history.metric} / original")
+    other = ax.twinx()
+    other.plot(iterations, accuracy, marker="s", color="tab:orange", label=f"accuracy ({history.split})")
+    other.set_ylabel(f"accuracy on {history.split} (after short-term fine-tuning)")
+    ax.grid(alpha=0.3)
+    fig.legend(loc="lower left", bbox_to_anchor=(0.12, 0.12))
+    ax.set_title(f"NetAdapt: {history.metric} budget {history.budget / history.original:.0%} of the original")
     try:
         return _save(fig, path)
     finally:
