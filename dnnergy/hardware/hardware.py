@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..errors import HardwareConfigError
-from ._check import check_name, check_positive_int
+from ._check import MAX_BITS, check_name, check_positive_int
 from .level import LEVEL_ORDER, LevelKind, MemoryLevel
 from .mac import MacCost
 from .sparse import ZeroActions
@@ -66,7 +66,9 @@ class Hardware:
         check_name("Hardware", "name", self.name)
         owner = f"Hardware {self.name!r}"
         check_name(owner, "unit", self.unit)
-        check_positive_int(owner, "word_bits", self.word_bits)
+        check_positive_int(owner, "word_bits", self.word_bits, maximum=MAX_BITS)
+        if not isinstance(self.description, str):
+            raise HardwareConfigError(f"{owner}: description must be a string (got {type(self.description).__name__})")
         object.__setattr__(self, "levels", tuple(self.levels))
         object.__setattr__(self, "mac_formats", tuple(self.mac_formats))
         if not self.levels:

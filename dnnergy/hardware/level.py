@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import HardwareConfigError
 from ..workload import Datum
-from ._check import check_name, check_number, check_positive_int
+from ._check import MAX_BITS, check_name, check_number, check_positive_int
 from .sparse import check_storage
 
 __all__ = ["LevelKind", "MemoryLevel", "LEVEL_ORDER"]
@@ -61,7 +61,7 @@ class MemoryLevel:
             raise HardwareConfigError(f"MemoryLevel {self.name!r}: kind must be one of {allowed} (got {self.kind!r})") from None
         owner = f"MemoryLevel {self.name!r}"
         object.__setattr__(self, "energy", check_number(owner, "energy", self.energy))
-        check_positive_int(owner, "ref_bits", self.ref_bits)
+        check_positive_int(owner, "ref_bits", self.ref_bits, maximum=MAX_BITS)
         if self.capacity_bytes is not None:
             check_positive_int(owner, "capacity_bytes", self.capacity_bytes)
         if not isinstance(self.per_pe, bool):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import fnmatch
 import functools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,8 @@ def load_hardware(source: str | Path) -> Hardware:
     suggested), missing fields and invalid values raise
     :class:`~dnnergy.errors.HardwareConfigError` naming the file and the field, e.g.
     ``my.yaml: levels[1]: MemoryLevel 'SRAM': energy must be >= 0 (got -5)``.
+    The file is UTF-8 (or UTF-8/16/32 with a byte-order mark); ``1e5`` is a number;
+    a key given twice in one mapping is an error.
     """
     if isinstance(source, str) and source in list_presets():
         return _load_preset(source)
@@ -64,11 +68,63 @@ def _load_preset(name: str) -> Hardware:
 
 
 def _load_file(path: Path) -> Hardware:
+    text = _decode(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as err:
         raise HardwareConfigError(f"{path}: not valid YAML ({err})") from None
+    except RecursionError:
+        raise HardwareConfigError(f"{path}: not valid hardware YAML (nested too deeply)") from None
     return hardware_from_dict(data, source=str(path))
+
+
+#: Byte-order marks and their codecs, longest first (the UTF-32-LE mark starts with the UTF-16-LE one).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _decode(path: Path) -> str:
+    """The file's text: UTF-8, or UTF-8/16/32 announced by a byte-order mark (as the YAML spec allows)."""
+    raw = path.read_bytes()
+    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), "utf-8")
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise HardwareConfigError(
+            f"{path}: cannot decode as {encoding.upper()} (byte {err.start}); save the file as UTF-8, "
+            "or as UTF-16/UTF-32 with a byte-order mark"
+        ) from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate keys and reads ``1e5``/``2E-3`` as floats.
+
+    YAML 1.1 (PyYAML) only knows floats with a dot, so ``energy: 1e5`` would be the
+    string ``'1e5'``; YAML 1.2 and every person read it as 100000.0.
+    """
+
+    yaml_implicit_resolvers = {key: list(value) for key, value in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} on line {line} (first on line {seen[key]})", key_node.start_mark
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def hardware_from_dict(data: Any, source: str = "<dict>") -> Hardware:
@@ -142,9 +198,10 @@ def _mac(data: Any, source: str) -> tuple[MacCost, tuple[MacCost, ...]]:
         formats.append(
             _build(MacCost, {"name": str(name), "ref_bits": values["bits"], "mult": values["mult"], "add": values["add"], **exponents}, source, where)
         )
-    chosen = [fmt for fmt in formats if fmt.name == mac["format"]]
+    chosen = [fmt for fmt in formats if fmt.name == str(mac["format"])]
     if not chosen:
-        raise HardwareConfigError(f"{source}: mac.format: {mac['format']!r} is not one of mac.formats ({', '.join(table)})")
+        known = ", ".join(map(str, table))
+        raise HardwareConfigError(f"{source}: mac.format: {mac['format']!r} is not one of mac.formats ({known})")
     return chosen[0], tuple(formats)
 
 

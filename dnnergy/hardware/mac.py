@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._check import check_name, check_number, check_positive_int
+from ._check import MAX_BITS, MAX_EXPONENT, check_name, check_number, check_positive_int
 
 __all__ = ["MacCost"]
 
@@ -49,9 +49,11 @@ class MacCost:
     def __post_init__(self) -> None:
         check_name("MacCost", "name", self.name)
         owner = f"MacCost {self.name!r}"
-        check_positive_int(owner, "ref_bits", self.ref_bits)
-        for field in ("mult", "add", "mult_exponent", "add_exponent"):
+        check_positive_int(owner, "ref_bits", self.ref_bits, maximum=MAX_BITS)
+        for field in ("mult", "add"):
             object.__setattr__(self, field, check_number(owner, field, getattr(self, field)))
+        for field in ("mult_exponent", "add_exponent"):
+            object.__setattr__(self, field, check_number(owner, field, getattr(self, field), maximum=MAX_EXPONENT))
 
     @property
     def reference_energy(self) -> float:
