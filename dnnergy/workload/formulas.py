@@ -20,6 +20,8 @@ __all__ = [
     "conv",
     "fc",
     "matmul",
+    "einsum_indices",
+    "einsum",
     "pool",
     "adaptive_pool",
     "reduce_mean",
@@ -28,6 +30,7 @@ __all__ = [
     "activation",
     "concat",
     "embedding",
+    "lstm",
     "attention",
 ]
 
@@ -161,6 +164,44 @@ def matmul(a: Shape, b: Shape, a_is_param: bool = False, b_is_param: bool = Fals
     )
 
 
+def einsum_indices(equation: str) -> tuple[str, str, str]:
+    """``"blm,bmd->bld"`` -> ``("blm", "bmd", "bld")`` for a two-operand einsum (implicit output allowed).
+
+    Raises ``ValueError`` for another operand count or an ellipsis.
+    """
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != 2 or "." in eq:
+        raise ValueError(f"einsum: only two operands without '...' have a matmul model (got {equation!r})")
+    if not arrow:
+        out = "".join(sorted(c for c in set(lhs) - {","} if lhs.count(c) == 1))
+    return terms[0], terms[1], out
+
+
+def einsum(equation: str, a: Shape, b: Shape, a_is_param: bool = False, b_is_param: bool = False) -> dict:
+    """A two-operand einsum that sums over at least one index, as the :func:`matmul` it is.
+
+    Indices in both operands and the output are batch dimensions, those in both operands
+    only are contracted (``k``), the others in the output are ``n`` (first operand) and
+    ``m`` (second). MACs = ``batch*n*k*m`` whatever the sizes, e.g. ``"bchw,dc->bdhw"`` with
+    ``x: [1, 1, 6, 19]``, ``w: [8, 1]``: FC with n = 1*6*19, k = 1, m = 8, 912 MACs (as ``Conv2d(1, 8, 1)``).
+    Indices summed inside one operand only are left out (torch reduces them first).
+    """
+    ta, tb, out = einsum_indices(equation)
+    size: dict[str, int] = {}
+    for term, shape in ((ta, a), (tb, b)):
+        if len(term) != len(shape):
+            raise ValueError(f"einsum: {term!r} does not match an operand of shape {list(shape)}")
+        for c, d in zip(term, shape):
+            size[c] = max(size.get(c, 1), int(d))
+    batch = [size[c] for c in out if c in ta and c in tb]
+    n = prod(size[c] for c in out if c in ta and c not in tb)
+    m = prod(size[c] for c in out if c in tb and c not in ta)
+    k = prod(size[c] for c in set(ta) & set(tb) if c not in out)
+    return matmul([*batch, n, k], [*batch, k, m], a_is_param, b_is_param)
+
+
 def _broadcast(a: list[int], b: list[int]) -> list[int]:
     """Broadcast two batch shapes (numpy rules)."""
     out = []
@@ -273,16 +314,42 @@ def embedding(table: Shape, indices: Shape, weight_is_param: bool = True) -> dic
     return dict(kind=OpKind.EMBEDDING, N=max(n, 1), C=V, M=D, weights=V * D, weight_is_param=weight_is_param, ifmap=n, ofmap=n * D)
 
 
+def lstm(steps: int, inputs: int, hidden: int, biases_ih: int = 0, biases_hh: int = 0, weight_is_param: bool = True) -> list[tuple[str, dict]]:
+    """One LSTM layer in one direction over ``steps`` (time steps x batch) input vectors, as GRU's decomposition counts it.
+
+    ``ih``: the input projection, FC ``steps x inputs -> 4*hidden``; ``hh``: the recurrent
+    projection, FC ``steps x hidden -> 4*hidden`` (one per step, summed); MACs =
+    ``steps*4*hidden*(inputs+hidden)``. ``gates``: 3 sigmoids and 2 tanh per hidden unit
+    (5 ops); ``cell``: the ih+hh gate sum (4), ``c = f*c + i*g`` (3) and ``h = o*tanh(c)`` (1),
+    8 ops per hidden unit. E.g. ``LSTM(4, 6)`` on 3 steps of batch 2: 6*24*(4+6) = 1440 MACs.
+    """
+    rows, gates = int(steps), 4 * int(hidden)
+    state = [rows, int(hidden)]
+    return [
+        ("ih", fc(rows, int(inputs), gates, biases=biases_ih, weight_is_param=weight_is_param)),
+        ("hh", fc(rows, int(hidden), gates, biases=biases_hh, weight_is_param=weight_is_param)),
+        ("gates", _same_shape(OpKind.ACTIVATION, state, rows * gates, 5 * rows * int(hidden))),
+        ("cell", _same_shape(OpKind.ELTWISE, state, 2 * rows * gates, 8 * rows * int(hidden))),
+    ]
+
+
 def attention(q: Shape, k: Shape, v: Shape) -> list[tuple[str, dict]]:
     """Scaled dot-product attention as its three steps: ``q @ k^T``, softmax, ``p @ v``.
 
-    ``q: [..., L, E]``, ``k: [..., S, E]``, ``v: [..., S, Ev]``; MACs = ``B*L*S*E + B*L*S*Ev``.
+    ``q: [..., L, E]``, ``k: [..., S, E]``, ``v: [..., S, Ev]``; MACs = ``B*L*S*E + B*L*S*Ev``
+    with ``B`` the product of q's batch dimensions. Grouped-query attention (k and v with
+    ``Hkv`` heads at dimension -3, q with a multiple ``Hq`` of them) is counted as each query
+    head attending to its group's key/value head; ``weights`` of ``qk``/``av`` are then the
+    ``Hkv`` heads actually read. Raises ``ValueError`` when the batch dimensions match neither way.
     """
     *batch, L, E = (int(d) for d in q)
-    S = int(k[-2])
+    S, Ev = int(k[-2]), int(v[-1])
     scores = [*batch, L, S]
-    return [
-        ("qk", matmul(q, [*batch, E, S])),
-        ("softmax", activation(scores)),
-        ("av", matmul(scores, v)),
-    ]
+    kv_batch = [int(d) for d in k[:-2]]
+    gqa = len(batch) >= 1 and kv_batch != batch and len(kv_batch) == len(batch) and kv_batch[:-1] == batch[:-1] \
+        and kv_batch[-1] > 0 and batch[-1] % kv_batch[-1] == 0
+    qk = matmul(q, [*batch, E, S])
+    av = matmul(scores, [*batch, S, Ev] if gqa else v)
+    if gqa:
+        qk["weights"], av["weights"] = prod(int(d) for d in k), prod(int(d) for d in v)
+    return [("qk", qk), ("softmax", activation(scores)), ("av", av)]

@@ -187,6 +187,24 @@ def _dot(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
     return formulas.matmul([1, *_shape(a)], [*_shape(b), 1], ctx.is_param(a), ctx.is_param(b))
 
 
+def einsum_mul(equation: str, a: Any, b: Any) -> Handler | None:
+    """Handler for the ``aten.mul`` that ``torch.einsum(equation, a, b)`` runs, or None when that mul is element-wise.
+
+    Torch lowers a two-operand einsum whose summed indices all have size 1 to a broadcast
+    ``aten.mul`` instead of ``bmm``; the handler prices it as the einsum's contraction
+    (:func:`formulas.einsum`) so the same work counts the same whichever op torch picks.
+    An einsum that sums over no index (an outer product) stays element-wise: None.
+    """
+    ta, tb, out = formulas.einsum_indices(equation)
+    if not (set(ta) & set(tb)) - set(out):
+        return None
+
+    def handler(ctx: OpContext, args: tuple, kwargs: dict, result: Any) -> dict:
+        return formulas.einsum(equation, _shape(a), _shape(b), ctx.is_param(a), ctx.is_param(b))
+
+    return handler
+
+
 @register_op(
     aten._scaled_dot_product_flash_attention_for_cpu,
     aten._scaled_dot_product_efficient_attention,
@@ -196,6 +214,24 @@ def _dot(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
 )
 def _sdpa(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> list[tuple[str, dict]]:
     return formulas.attention(_shape(args[0]), _shape(args[1]), _shape(args[2]))
+
+
+@register_op(aten.mkldnn_rnn_layer)
+def _mkldnn_rnn_layer(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> list[tuple[str, dict]]:
+    """One layer and direction of ``nn.LSTM`` on the oneDNN path (``formulas.lstm``)."""
+    x, w_ih, w_hh, b_ih, b_hh = args[:5]
+    mode = _arg(args, kwargs, 9, "mode")
+    if mode != 2:  # oneDNN's RNN modes: 0 RNN_RELU, 1 RNN_TANH, 2 LSTM, 3 GRU
+        raise Unsupported(f"oneDNN RNN mode {mode} (only LSTM, mode 2, has a model)")
+    if w_ih.shape[0] != 4 * w_hh.shape[1]:
+        raise Unsupported(f"LSTM weights {list(w_ih.shape)}, {list(w_hh.shape)} (a projected LSTM)")
+    has_biases = bool(_arg(args, kwargs, 12, "has_biases", True))
+    return formulas.lstm(
+        x.numel() // x.shape[-1], x.shape[-1], w_hh.shape[1],
+        biases_ih=ctx.param_numel(b_ih) if has_biases else 0,
+        biases_hh=ctx.param_numel(b_hh) if has_biases else 0,
+        weight_is_param=ctx.is_param(w_ih),
+    )
 
 
 # -- other compute ops ----------------------------------------------------------------------
@@ -298,7 +334,8 @@ def _embedding(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
 FREE_OPS = frozenset(
     f"aten.{n}"
     for n in """view _unsafe_view reshape _reshape_alias t transpose transpose_ permute expand expand_as
-    unsqueeze unsqueeze_ squeeze squeeze_ select slice split split_with_sizes chunk unbind clone
+    unsqueeze unsqueeze_ squeeze squeeze_ select slice split split_with_sizes unsafe_split
+    unsafe_split_with_sizes unsafe_chunk chunk unbind clone
     contiguous detach alias _to_copy copy_ lift_fresh lift_fresh_copy empty empty_like new_empty
     new_empty_strided empty_strided zeros zeros_like new_zeros ones ones_like new_ones full full_like
     fill_ zero_ arange randn rand randn_like rand_like normal_ uniform_ bernoulli_ as_strided

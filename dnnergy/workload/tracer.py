@@ -16,13 +16,14 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import TraceError, UnsupportedOpError, UserInputError
 from ..registry import Registry
 from .hints import model_hints, with_hints
 from .layer import MAC_KINDS, Layer, TensorStats, fold_bias
-from .ops import FREE_OPS, Handler, OpContext, Unsupported, get_handler, op_name, registry_copy
+from .ops import FREE_OPS, Handler, OpContext, Unsupported, einsum_mul, get_handler, op_name, registry_copy
 from .workload import UnsupportedOp, Workload
 
 __all__ = ["trace", "example_inputs"]
@@ -63,11 +64,14 @@ class _Recorder(TorchDispatchMode):
         self.unsupported: dict[str, list] = {}
         self.ignored: Counter = Counter()
         self.param_regions: set[tuple[int, int, int]] = set()
+        self.einsum_mul: Handler | None = None  #: set by :class:`_EinsumScope` while an einsum runs
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = op_name(func)
         handler = get_handler(name, self.table)
+        if name == "aten.mul" and self.einsum_mul is not None:
+            handler, self.einsum_mul = self.einsum_mul, None
         if handler is None and name not in FREE_OPS:
             with self:
                 decomposed = func.decompose(*args, **kwargs)
@@ -82,8 +86,8 @@ class _Recorder(TorchDispatchMode):
             return out
         try:
             result = handler(self.ctx, args, kwargs, out)
-        except Unsupported as exc:
-            self._unsupported(f"{name} ({exc})", exc.macs)
+        except (Unsupported, ValueError) as exc:  # a formula's ValueError is a counting gap, not a failed forward
+            self._unsupported(f"{name} ({exc})", getattr(exc, "macs", None))
             return out
         for tensor in _flat_tensors(args):
             region = self.ctx.param_region(tensor)
@@ -158,6 +162,30 @@ class _Recorder(TorchDispatchMode):
             name, i = f"{base}_{i}", i + 1
         self.names.add(name)
         self.layers.append(Layer(name=name, op=op, module=path, **fields))
+
+
+class _EinsumScope(TorchFunctionMode):
+    """Hands the recorder an :func:`~dnnergy.workload.ops.einsum_mul` handler while a two-operand ``torch.einsum`` runs."""
+
+    def __init__(self, recorder: _Recorder):
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not torch.functional.einsum or not args:
+            return func(*args, **kwargs)
+        operands = args[1:]
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = tuple(operands[0])
+        try:
+            self.recorder.einsum_mul = einsum_mul(args[0], *operands) if len(operands) == 2 else None
+        except ValueError:  # an ellipsis: torch's own ops are counted as they come
+            self.recorder.einsum_mul = None
+        try:
+            return func(*args, **kwargs)
+        finally:
+            self.recorder.einsum_mul = None
 
 
 #: The ops whose arithmetic dominates a forward pass; ``compute=False`` runs them on shapes only.
@@ -318,7 +346,7 @@ def trace(
     stack: list[tuple[str, bool]] = []
     recorder = _Recorder(table, OpContext(_param_storages(model)), stack, measure, compute)
     try:
-        with _eval_mode(model), torch.no_grad(), _module_tracking(model, stack), recorder:
+        with _eval_mode(model), torch.no_grad(), _module_tracking(model, stack), recorder, _EinsumScope(recorder):
             model(*inputs)
     except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as exc:
         shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
