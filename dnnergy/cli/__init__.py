@@ -7,7 +7,6 @@ User errors (a bad shape, an unknown model, a missing file) print one line
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -21,6 +20,27 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Where a neural network spends its energy, and how to make it spend less.")
 
 MODEL_HELP = "A zoo name (see `dnnergy zoo`), an ONNX file, or module.path:factory."
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"dnnergy {version('dnnergy')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Where a neural network spends its energy, and how to make it spend less."""
+
+
+def _one_format(json_out: bool, csv_out: bool) -> None:
+    """Refuse ``--json`` together with ``--csv`` (each replaces the table; only one can)."""
+    if json_out and csv_out:
+        raise UserError("--json and --csv exclude each other: give one")
 
 
 @app.command()
@@ -37,6 +57,7 @@ def summary(
     from ._resolve import load_workload, parse_shape
     from .summary import summary_csv
 
+    _one_format(json_out, csv_out)
     workload = load_workload(model, parse_shape(input_shape), batch)
     if json_out:
         typer.echo(workload.to_json())
@@ -69,9 +90,14 @@ def estimate(
     from ..report import energy_table, plot_breakdown, share_lines
     from ._format import console, render
     from ._resolve import load_model, load_workload, parse_shape
+    from ._paths import check_plot
     from .estimate import parse_bits, profile_input
 
+    _one_format(json_out, csv_out)
+    if plot:
+        check_plot(plot)
     shape = parse_shape(input_shape)
+    bit_widths = parse_bits(bits)
     if profile is not None:
         if model.lower().endswith(".onnx"):
             raise UserError("--profile needs a PyTorch model (a zoo name or module.path:factory), not an ONNX file")
@@ -79,7 +105,7 @@ def estimate(
         workload = energy_pkg.profile(resolved.model, profile_input(profile, resolved.shape), name=resolved.name)
     else:
         workload = load_workload(model, shape, batch)
-    report = energy_pkg.estimate(workload, hardware, dataflow, bits=parse_bits(bits), zero_mode=zero_mode, coding=coding, non_mac=non_mac)
+    report = energy_pkg.estimate(workload, hardware, dataflow, bits=bit_widths, zero_mode=zero_mode, coding=coding, non_mac=non_mac)
     if json_out:
         typer.echo(report.to_json())
     elif csv_out:
@@ -123,14 +149,15 @@ def compress(
     from ..report import budget_lines, record_table
     from ._format import console, render
     from ._params import method_options
+    from ._paths import check_output
     from .compress import check_energy_options, watched_job, write_outputs
 
     check_energy_options(hardware, dataflow)
     chain = parse_chain(method)
     params = method_options(ctx.args, chain)
     check_params(chain, params)  # bad values fail here, before a model is loaded or trained
-    if out and not Path(out).resolve().parent.is_dir():
-        raise UserError(f"cannot write {out}: folder {Path(out).resolve().parent} does not exist")
+    for target in (out, f"{out}.json") if out else ():
+        check_output(target, "--out")
     options = dict(data=data, hardware=hardware, dataflow=dataflow, weights=weights, epochs=epochs,
                    max_accuracy_drop=max_accuracy_drop / 100, seed=seed)
     with watched_job(model, f"{method} on {model}", **options) as job:
@@ -171,8 +198,11 @@ def tradeoff(
     from ..report import plot_tradeoff, points_table
     from ._format import console, render
     from ._params import convert, method_options
+    from ._paths import check_plot
     from .compress import check_energy_options, watched_job
 
+    if plot:
+        check_plot(plot)
     check_energy_options(hardware, dataflow)
     spec = get_method(method)
     if spec.strength is None:
@@ -251,4 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except FileNotFoundError as exc:
         typer.echo(f"error: file not found: {exc.filename}", err=True)
+        sys.exit(2)
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:  # a path no up-front check could foresee
+        typer.echo(f"error: {exc.filename}: {exc.strerror}", err=True)
         sys.exit(2)

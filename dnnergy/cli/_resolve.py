@@ -99,6 +99,7 @@ def _build(spec: str, input_shape: Sequence[int] | None) -> Resolved:
         model = build_architecture(spec)
     elif _FACTORY.match(spec):
         module_name, attr = spec.split(":")
+        _importable_from_cwd()
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -113,6 +114,17 @@ def _build(spec: str, input_shape: Sequence[int] | None) -> Resolved:
     else:
         raise _unknown(spec)
     return Resolved(model, shape, spec)
+
+
+def _importable_from_cwd() -> None:
+    """Put the current directory on ``sys.path``, as ``python -m`` does, so ``mypkg.models:build`` typed in
+    the folder holding ``mypkg`` imports (only for MODEL arguments, never for references read from files)."""
+    import os
+    import sys
+
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def load_workload(spec: str, input_shape: Sequence[int] | None = None, batch: int | None = None, measure_input: Any = None):

@@ -13,8 +13,6 @@ from typing import Optional
 
 import typer
 
-from ..errors import UserInputError
-
 __all__ = ["adapt"]
 
 
@@ -44,6 +42,7 @@ def adapt(
     from ..explore.netadapt import Budget, History, resource_objective
     from ..io import atomic_write
     from ._format import console
+    from ._paths import check_output, check_plot
     from .compress import check_energy_options, prepare, progress_display, write_outputs
 
     parsed = Budget.parse(budget, absolute=absolute)
@@ -52,8 +51,9 @@ def adapt(
     params = dict(metric=parsed.metric, budget=parsed.value, absolute=absolute, step=step, decay=decay, short_term=short_term,
                   latency_batch=latency_batch, executor=executor, ray_address=ray_address)
     method.check({**{p.name: p.default for p in method.params}, **params})
-    if not Path(out).resolve().parent.is_dir():
-        raise UserInputError(f"cannot write {out}: folder {Path(out).resolve().parent} does not exist")
+    for target in (out, f"{out}.json", f"{out}.history.json"):
+        check_output(target, "--out")
+    check_plot(f"{out}.png", "--out")
     with progress_display() as progress:
         setup = progress.add_task(f"preparing {model} on {data} (training once if not cached)", total=None)
         job = prepare(model, data, hardware, dataflow, weights, epochs=epochs, max_accuracy_drop=None, seed=seed)

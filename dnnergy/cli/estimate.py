@@ -6,7 +6,10 @@ from typing import Any
 
 from ..errors import UserInputError
 
-__all__ = ["parse_bits", "profile_input"]
+__all__ = ["MAX_BITS", "parse_bits", "profile_input"]
+
+#: Widest weight or activation word ``--bits`` accepts (float32).
+MAX_BITS = 32
 
 
 def parse_bits(text: str | None) -> tuple[int, int] | None:
@@ -19,8 +22,8 @@ def parse_bits(text: str | None) -> tuple[int, int] | None:
         raise UserInputError(f"--bits takes W,A such as 8,16 (got {text!r})") from None
     if len(parts) == 1:
         parts *= 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise UserInputError(f"--bits takes two positive integers W,A such as 8,16 (got {text!r})")
+    if len(parts) != 2 or not all(1 <= p <= MAX_BITS for p in parts):
+        raise UserInputError(f"--bits takes two widths W,A from 1 to {MAX_BITS} bits such as 8,16 (got {text!r})")
     return parts[0], parts[1]
 
 
