@@ -13,6 +13,17 @@ from ..workload import Workload, trace
 __all__ = ["profile"]
 
 
+def _is_shape(batch: Any) -> bool:
+    """A tuple/list of ints (one shape) or of tuples/lists of ints (one shape per input)."""
+
+    def ints(value: Any) -> bool:
+        return isinstance(value, (tuple, list)) and len(value) > 0 and all(
+            isinstance(d, int) and not isinstance(d, bool) for d in value
+        )
+
+    return ints(batch) or (isinstance(batch, (tuple, list)) and len(batch) > 0 and all(map(ints, batch)))
+
+
 def profile(model: nn.Module, batch: Any, *, samples: int = 32, split: str = "test", name: str | None = None) -> Workload:
     """Trace ``model`` on real data, recording per layer the measured non-zero fraction and zero-run histogram.
 
@@ -23,8 +34,15 @@ def profile(model: nn.Module, batch: Any, *, samples: int = 32, split: str = "te
     ``w_density``/``i_density``/``o_density`` (fractions in [0, 1]) and
     ``w_stats``/``i_stats``/``o_stats`` describe the whole batch, which
     :func:`dnnergy.energy.estimate` then uses to gate MACs and price DRAM coding exactly.
-    Counts (MACs, accesses) are for the whole batch.
+    Counts (MACs, accesses) are for the whole batch. A shape such as ``(1, 1, 28, 28)`` is
+    refused (:class:`UserInputError`): densities of random inputs say nothing about the model.
     """
+    if _is_shape(batch):
+        raise UserInputError(
+            f"profile: batch {tuple(batch)!r} is a shape, not data; densities must be measured on real inputs: "
+            "pass a tensor of real samples, a dataset name such as 'mnist', or a Dataset "
+            "(for counts on a shape use dnnergy.trace)"
+        )
     if isinstance(batch, (torch.Tensor, tuple, list)):
         inputs = batch
     else:

@@ -202,6 +202,78 @@ def _gemm(g: _Graph, node: Any) -> dict:
     return fields
 
 
+@_handles("Einsum")
+def _einsum(g: _Graph, node: Any) -> dict:
+    """A two-operand einsum that sums over an index as the matmul it is (:func:`formulas.einsum`).
+
+    One that sums over no index (an outer or element-wise product) is element-wise, one op
+    per output element, as the tracer counts the ``aten.mul`` torch runs for it.
+    """
+    equation = g.attr(node, "equation").decode()
+    names = _ins(node)
+    try:
+        ta, tb, out = formulas.einsum_indices(equation)
+    except ValueError as exc:
+        raise Unsupported(str(exc)) from None
+    a, b = (g.shape(node, name) for name in names)
+    if not (set(ta) & set(tb)) - set(out):
+        shapes, weights = g.operands(node, names)
+        return formulas.eltwise(shapes, g.shape(node, node.output[0]), weights=weights)
+    return formulas.einsum(equation, a, b, g.is_const(names[0]), g.is_const(names[1]))
+
+
+def _recurrent_shapes(g: _Graph, node: Any, gates: int) -> tuple[int, int, int, int, list[int]]:
+    """(steps x batch, inputs, hidden, directions, per-direction bias split) of an LSTM/GRU node.
+
+    Refuses what has no model: ``sequence_lens`` (padded sequences) and LSTM peepholes.
+    ``layout`` does not matter: only the product of steps and batch does.
+    """
+    x, w = g.shape(node, node.input[0]), g.shape(node, node.input[1])
+    optional = list(node.input) + [""] * 8
+    if optional[4]:
+        raise Unsupported("sequence_lens (per-sequence lengths)")
+    if node.op_type == "LSTM" and optional[7]:
+        raise Unsupported("peephole connections")
+    directions, hidden = w[0], int(g.attr(node, "hidden_size") or w[1] // gates)
+    if w[1] != gates * hidden:
+        raise Unsupported(f"weights {w} for hidden size {hidden}")
+    bias = optional[3]
+    per_dir = g.const_numel(bias) // directions // 2 if bias else 0
+    return x[0] * x[1], x[2], hidden, directions, [per_dir, per_dir]
+
+
+@_handles("LSTM")
+def _lstm(g: _Graph, node: Any) -> list[tuple[str, dict]]:
+    """One ``formulas.lstm`` per direction, as the tracer counts ``nn.LSTM``: MACs = T*N*4H*(I+H) each."""
+    rows, inputs, hidden, directions, (b_ih, b_hh) = _recurrent_shapes(g, node, 4)
+    param = g.is_const(node.input[1])
+    return [r for _ in range(directions) for r in formulas.lstm(rows, inputs, hidden, b_ih, b_hh, weight_is_param=param)]
+
+
+@_handles("GRU")
+def _gru(g: _Graph, node: Any) -> list[tuple[str, dict]]:
+    """A GRU per direction as the totals of the tracer's per-step records of ``nn.GRU``.
+
+    ``ih``: FC ``steps x inputs -> 3*hidden``; ``hh``: FC ``steps x hidden -> 3*hidden``
+    (MACs = ``steps*3*hidden*(inputs+hidden)``); ``gates``: 2 sigmoids and a tanh per hidden
+    unit; ``cell``: the 7 element-wise ops per hidden unit torch runs (3 gate sums, ``r*n``,
+    ``h - n``, ``z*(h - n)``, ``+ n``). E.g. ``GRU(4, 6)`` on 3 steps of batch 2: 6*18*10 = 1080 MACs.
+    """
+    rows, inputs, hidden, directions, (b_ih, b_hh) = _recurrent_shapes(g, node, 3)
+    param = g.is_const(node.input[1])
+    records = []
+    for _ in range(directions):
+        cell = formulas.eltwise([[rows, 7 * hidden]] * 2, [rows, hidden])
+        cell["ops"] = 7 * rows * hidden  # eltwise counts one op per output element; the cell runs 7
+        records += [
+            ("ih", formulas.fc(rows, inputs, 3 * hidden, biases=b_ih, weight_is_param=param)),
+            ("hh", formulas.fc(rows, hidden, 3 * hidden, biases=b_hh, weight_is_param=param)),
+            ("gates", formulas.activation([rows, 3 * hidden])),
+            ("cell", cell),
+        ]
+    return records
+
+
 # -- other compute nodes ----------------------------------------------------------------------
 
 @_handles("MaxPool", "AveragePool", "LpPool")
@@ -249,10 +321,7 @@ def _norm(g: _Graph, node: Any) -> dict:
 
 @_handles("Pad")
 def _pad(g: _Graph, node: Any) -> None:
-    """Zero padding is free (the tracer's ``constant_pad_nd``); reflect/edge padding is not modelled."""
-    mode = g.attr(node, "mode", b"constant").decode()
-    if mode != "constant":
-        raise Unsupported(f"{mode} padding")
+    """Padding only moves data (constant, reflect, edge, wrap), free like the tracer's ``constant_pad_nd``."""
     return None
 
 

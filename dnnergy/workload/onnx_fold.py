@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OnnxImportError
-from ._onnx_ops import _attr
+from ._onnx_ops import _attr, _node_name
 from .onnx_legacy import legacy_value_info, needs_legacy_shapes
 
 __all__ = ["infer_dims", "value_dims"]
@@ -86,10 +86,15 @@ def infer_dims(onnx: Any, file: Path, model: Any, shapes: Sequence[tuple[int, ..
         work.graph.value_info.extend(legacy_value_info(onnx, work))
     values: dict[str, Any] = {}
     dims: dict[str, list | None] = {}
+    dropped = False  # the file's declared shapes were taken out because one contradicts the graph
     for _ in range(rounds):
         try:
             inferred = onnx.shape_inference.infer_shapes(work, strict_mode=True, data_prop=True)
         except Exception as exc:  # InferenceError: the fixed shapes contradict the graph
+            if not dropped and "existing shape differ" in str(exc):
+                _drop_declared(work, len(model.graph.value_info))
+                dropped = True
+                continue
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OnnxImportError(f"{file}: shape inference failed with input shapes {list(shapes)}: {first}") from exc
         graph = inferred.graph
@@ -98,7 +103,7 @@ def infer_dims(onnx: Any, file: Path, model: Any, shapes: Sequence[tuple[int, ..
         dynamic = any(d is None or not all(isinstance(x, int) for x in d) for n in graph.node for d in map(dims.get, n.output))
         new = _fold(onnx, work, graph, dims, values) if dynamic else {}
         if not new:
-            return dims
+            break
         known = set(new) | set(values)
         kept = [n for n in work.graph.node if not set(n.output) <= known]
         del work.graph.node[:]
@@ -109,7 +114,43 @@ def infer_dims(onnx: Any, file: Path, model: Any, shapes: Sequence[tuple[int, ..
             else:  # a large computed weight: its shape is what counts
                 element = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
                 work.graph.input.append(onnx.helper.make_tensor_value_info(name, element, list(value.shape)))
+    if dropped:
+        _check_declared(file, model, dims)
     return dims
+
+
+def _drop_declared(work: Any, declared: int) -> None:
+    """Take the file's own shapes (its first ``declared`` value_info entries and the output shapes) out of ``work``."""
+    kept = list(work.graph.value_info)[declared:]  # after them: shapes of opset-1 ops filled in by onnx_legacy
+    del work.graph.value_info[:]
+    work.graph.value_info.extend(kept)
+    for output in work.graph.output:
+        output.type.tensor_type.ClearField("shape")
+
+
+def _check_declared(file: Path, model: Any, dims: dict[str, list | None]) -> None:
+    """Warn about every tensor whose shape in the file differs from the computed one; fill in those not computed.
+
+    Exporters can write wrong output shapes (TorchScript's ``interpolate(mode='area')``);
+    the shape the graph computes is used, and the file's shape only where none is computed.
+    """
+    import warnings
+
+    producers = {name: node for node in model.graph.node for name in node.output}
+    for info in (*model.graph.value_info, *model.graph.output):
+        declared, computed = value_dims(info), dims.get(info.name)
+        if declared is None or not all(isinstance(d, int) for d in declared):
+            continue
+        if computed is None or not all(isinstance(d, int) for d in computed):
+            dims[info.name] = declared
+        elif computed != declared:
+            node = producers.get(info.name)
+            where = f"node {_node_name(node) or '?'!r} ({node.op_type})" if node is not None else "the graph"
+            warnings.warn(
+                f"{file.name}: tensor {info.name!r} of {where} is declared {declared} but the graph computes "
+                f"{computed}; using the computed shape {computed}",
+                stacklevel=4,
+            )
 
 
 def _fold(onnx: Any, work: Any, graph: Any, dims: dict[str, list | None], values: dict[str, Any]) -> dict[str, Any]:

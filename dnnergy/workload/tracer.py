@@ -337,6 +337,12 @@ def trace(
     if example_input is None and input_shape is None:
         raise UserInputError("trace needs an example input or an input_shape such as (1, 3, 224, 224)")
     inputs = example_inputs(example_input if example_input is not None else tuple(input_shape), dtype)
+    for i, t in enumerate(inputs):
+        if isinstance(t, torch.Tensor) and t.numel() == 0:
+            raise UserInputError(
+                f"trace: input {i} of shape {tuple(t.shape)} is empty (a dimension is 0, e.g. a batch of 0 samples); "
+                "pass at least one sample"
+            )
     if measure and not compute:
         raise UserInputError("trace: measure=True needs compute=True (densities come from real values)")
     model_name = name or type(model).__name__
