@@ -342,5 +342,6 @@ FREE_OPS = frozenset(
     _local_scalar_dense scalar_tensor flatten unflatten channel_shuffle native_channel_shuffle
     pixel_shuffle dropout native_dropout feature_dropout alpha_dropout sym_size sym_stride sym_numel
     _assert_async _assert_tensor_metadata lift index_select narrow roll flip movedim unfold
-    repeat _unsafe_index detach_ resolve_conj resolve_neg constant_pad_nd""".split()
+    repeat _unsafe_index detach_ resolve_conj resolve_neg constant_pad_nd reflection_pad1d reflection_pad2d
+    reflection_pad3d replication_pad1d replication_pad2d replication_pad3d""".split()
 )

@@ -167,3 +167,12 @@ def test_lstm_and_gru_count_alike():
     lstm = trace_clean(nn.LSTM(I, H), (T, N, I)).macs
     assert gru == T * N * 3 * H * (I + H) == 1080
     assert 3 * lstm == 4 * gru
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+def test_reflect_and_replicate_padding_are_free_data_movement(mode):
+    # padding copies data like constant padding: no MACs, no ops, nothing unsupported; the conv after it
+    # reads the padded 10 x 10 map: 8 * 3 * 3 * 3 * 8 * 8 = 13,824 MACs
+    model = nn.Sequential(nn.ReflectionPad2d(1) if mode == "reflect" else nn.ReplicationPad2d(1), nn.Conv2d(3, 8, 3))
+    workload = dnnergy.trace(model, (1, 3, 8, 8))
+    assert workload.macs == 13_824 and not workload.unsupported
