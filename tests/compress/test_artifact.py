@@ -18,11 +18,6 @@ from dnnergy.metrics import Point
 from dnnergy.train import FINE_TUNE, fine_tune
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
 def test_save_needs_to_know_the_architecture(tmp_path):
     with pytest.raises(UserInputError, match="cannot tell how to rebuild a Sequential; pass architecture="):
         dnnergy.save(tmp_path / "m.dnnergy", nn.Sequential(nn.Linear(2, 2)))

@@ -20,7 +20,6 @@ from torch import nn
 
 import dnnergy
 from dnnergy.compress import CompressionContext, Outcome, Record, Step, contract, get_method, list_methods, register_method, run
-from dnnergy.data import load_dataset
 from dnnergy.errors import UserInputError
 from dnnergy.train import FINE_TUNE, evaluate, train
 
@@ -44,11 +43,6 @@ def factories(tmp_path_factory):
     yield "contract_models"
     sys.path.remove(str(folder))
     sys.modules.pop("contract_models", None)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,6 @@ from dnnergy.compress.factorize import (
 )
 from dnnergy.compress.lowrank import decompose
 from dnnergy.compress.magnitude import magnitude_prune
-from dnnergy.data import load_dataset
 from dnnergy.errors import UserInputError
 from dnnergy.train import FINE_TUNE, train
 
@@ -121,11 +120,6 @@ def test_energy_rank_is_the_smallest_rank_keeping_the_fraction(values, keep):
         kept = [float(np.sum(s[:r] ** 2)) / total for r in range(len(s) + 1)]  # brute force over every rank
         assert kept[rank] >= keep - 1e-6
         assert rank == 1 or kept[rank - 1] < keep
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ reproduces its outputs exactly; its latent weights start from the quantized ones
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar, Mapping
 
 import torch
@@ -58,9 +59,9 @@ class Quantizer(WeightTransform):
     def fit_scales(self, weights: Tensor) -> None:
         """Choose this quantizer's scales for ``weights`` (default: none to choose)."""
 
+    @abstractmethod
     def levels(self, weights: Tensor) -> Tensor:
         """``weights`` rounded to this quantizer's levels with its current scales."""
-        raise NotImplementedError
 
     def inside(self, weights: Tensor) -> Tensor:
         """Where the straight-through gradient passes (bool, like ``weights``; default everywhere)."""

@@ -14,7 +14,6 @@ import dnnergy
 from dnnergy.cli._params import method_options
 from dnnergy.compress import CompressionContext, check_params, get_method, run
 from dnnergy.compress.quantize import plan_widths
-from dnnergy.data import load_dataset
 from dnnergy.energy import estimate
 from dnnergy.errors import UserInputError
 from dnnergy.hardware import load_hardware
@@ -69,11 +68,6 @@ def test_cli_options_read_schemes_flags_and_per_layer_widths():
 
 
 # -- on a tiny trained network -------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
 
 @pytest.fixture(scope="module")
 def mlp(digits):
