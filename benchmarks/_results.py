@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
+import platform
 import re
 from pathlib import Path
+from typing import Sequence
+
+import torch
 
 from dnnergy.io import atomic_write
 
-__all__ = ["RESULTS", "replace_section", "write_section"]
+__all__ = ["RESULTS", "replace_section", "write_section", "run_line"]
 
 #: The results file every benchmark updates (one section each).
 RESULTS = Path(__file__).resolve().with_name("results.md")
@@ -31,3 +36,14 @@ def write_section(title: str, body: str, path: Path = RESULTS) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     return atomic_write(path, replace_section(text, title, body))
+
+
+def run_line(script: str, argv: Sequence[str], seconds: float) -> str:
+    """How a run was made, for the top of a section: the command, the date, wall-clock seconds, threads and versions.
+
+    Example: ``run_line("lowrank.py", ["--models", "lenet5"], 61.2)`` starts with
+    ``"`python benchmarks/lowrank.py --models lenet5` on 2026-12-02: 61 s wall-clock"``.
+    """
+    command = " ".join(["python", f"benchmarks/{script}", *argv])
+    return (f"`{command}` on {datetime.date.today()}: {seconds:.0f} s wall-clock ({torch.get_num_threads()} thread(s), "
+            f"torch {torch.__version__}, Python {platform.python_version()}, shared CPU).")

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import itertools
 import math
-import platform
 import statistics
 import sys
 import time
@@ -48,7 +46,7 @@ from dnnergy.train import (
 from dnnergy.zoo import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, write_section
+from _results import RESULTS, run_line, write_section
 
 SECTION = "Distillation"
 
@@ -193,9 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             STUDENT_RECIPE[name] = dataclasses.replace(STUDENT_RECIPE[name], epochs=args.epochs)
         blocks.append(run_data(name, students, teachers, seeds, args.temperature, args.alpha,
                                lambda m: print(m, file=sys.stderr, flush=True)))
-    command = "python benchmarks/distill.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    header = (f"`{command.strip()}` on {datetime.date.today()}: {time.perf_counter() - start:.0f} s wall-clock "
-              f"({torch.get_num_threads()} thread(s), torch {torch.__version__}, Python {platform.python_version()}, shared CPU). "
+    header = (run_line("distill.py", argv if argv is not None else sys.argv[1:], time.perf_counter() - start) + " "
               "Energy: one image at batch 1 on eyeriss / row stationary (MAC-normalized), densities measured on 64 "
               "test images; 'energy vs' is the ratio to each teacher's.")
     text = header + "\n\n" + "\n\n".join(blocks)

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -41,7 +39,7 @@ from dnnergy.train import FINE_TUNE, RECIPES, TrainConfig, pretrained, train_cac
 from dnnergy.zoo import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, write_section
+from _results import RESULTS, run_line, write_section
 
 SECTION = "Low-rank decomposition"
 RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 10))  # structured: 10 % .. 90 % of every group's channels
@@ -193,10 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     blocks = [run_model(m, args.data, keeps, args.convs.split(","), ratios, args.ft_epochs,
                         lambda msg: print(msg, file=sys.stderr, flush=True)) for m in models]
-    command = "python benchmarks/lowrank.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    header = (f"`{command.strip()}` on {datetime.date.today()}: {time.perf_counter() - start:.0f} s wall-clock "
-              f"({torch.get_num_threads()} thread(s), torch {torch.__version__}, Python {platform.python_version()}, "
-              "shared CPU). Energy: one image at batch 1 on eyeriss / row stationary (MAC-normalized), densities on 32 "
+    header = (run_line("lowrank.py", argv if argv is not None else sys.argv[1:], time.perf_counter() - start) + " "
+              "Energy: one image at batch 1 on eyeriss / row stationary (MAC-normalized), densities on 32 "
               "validation images; feature-map share = (ifmap + ofmap energy) / total; latency: median of 50 batch-1 "
               "forward passes on this CPU. Structured pruning (L1, one ratio for every layer) is run at the ratio of "
               f"the grid {ratios[0]:g}..{ratios[-1]:g} whose energy is closest to each low-rank model's.")
