@@ -252,26 +252,10 @@ def _lstm(g: _Graph, node: Any) -> list[tuple[str, dict]]:
 
 @_handles("GRU")
 def _gru(g: _Graph, node: Any) -> list[tuple[str, dict]]:
-    """A GRU per direction as the totals of the tracer's per-step records of ``nn.GRU``.
-
-    ``ih``: FC ``steps x inputs -> 3*hidden``; ``hh``: FC ``steps x hidden -> 3*hidden``
-    (MACs = ``steps*3*hidden*(inputs+hidden)``); ``gates``: 2 sigmoids and a tanh per hidden
-    unit; ``cell``: the 7 element-wise ops per hidden unit torch runs (3 gate sums, ``r*n``,
-    ``h - n``, ``z*(h - n)``, ``+ n``). E.g. ``GRU(4, 6)`` on 3 steps of batch 2: 6*18*10 = 1080 MACs.
-    """
+    """One ``formulas.gru`` per direction, as the totals of the tracer's per-step ``nn.GRU`` records."""
     rows, inputs, hidden, directions, (b_ih, b_hh) = _recurrent_shapes(g, node, 3)
     param = g.is_const(node.input[1])
-    records = []
-    for _ in range(directions):
-        cell = formulas.eltwise([[rows, 7 * hidden]] * 2, [rows, hidden])
-        cell["ops"] = 7 * rows * hidden  # eltwise counts one op per output element; the cell runs 7
-        records += [
-            ("ih", formulas.fc(rows, inputs, 3 * hidden, biases=b_ih, weight_is_param=param)),
-            ("hh", formulas.fc(rows, hidden, 3 * hidden, biases=b_hh, weight_is_param=param)),
-            ("gates", formulas.activation([rows, 3 * hidden])),
-            ("cell", cell),
-        ]
-    return records
+    return [r for _ in range(directions) for r in formulas.gru(rows, inputs, hidden, b_ih, b_hh, weight_is_param=param)]
 
 
 # -- other compute nodes ----------------------------------------------------------------------

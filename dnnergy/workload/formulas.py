@@ -31,6 +31,7 @@ __all__ = [
     "concat",
     "embedding",
     "lstm",
+    "gru",
     "attention",
 ]
 
@@ -314,6 +315,20 @@ def embedding(table: Shape, indices: Shape, weight_is_param: bool = True) -> dic
     return dict(kind=OpKind.EMBEDDING, N=max(n, 1), C=V, M=D, weights=V * D, weight_is_param=weight_is_param, ifmap=n, ofmap=n * D)
 
 
+def _recurrent(steps: int, inputs: int, hidden: int, gates: int, gate_ops: int, cell_ops: int, biases_ih: int,
+               biases_hh: int, weight_is_param: bool) -> list[tuple[str, dict]]:
+    """A gated recurrent layer in one direction: input and recurrent projections to ``gates*hidden``, then
+    ``gate_ops`` activation and ``cell_ops`` element-wise ops per hidden unit and step (see :func:`lstm`)."""
+    rows, width = int(steps), gates * int(hidden)
+    state = [rows, int(hidden)]
+    return [
+        ("ih", fc(rows, int(inputs), width, biases=biases_ih, weight_is_param=weight_is_param)),
+        ("hh", fc(rows, int(hidden), width, biases=biases_hh, weight_is_param=weight_is_param)),
+        ("gates", _same_shape(OpKind.ACTIVATION, state, rows * width, gate_ops * rows * int(hidden))),
+        ("cell", _same_shape(OpKind.ELTWISE, state, 2 * rows * width, cell_ops * rows * int(hidden))),
+    ]
+
+
 def lstm(steps: int, inputs: int, hidden: int, biases_ih: int = 0, biases_hh: int = 0, weight_is_param: bool = True) -> list[tuple[str, dict]]:
     """One LSTM layer in one direction over ``steps`` (time steps x batch) input vectors, as GRU's decomposition counts it.
 
@@ -323,14 +338,19 @@ def lstm(steps: int, inputs: int, hidden: int, biases_ih: int = 0, biases_hh: in
     (5 ops); ``cell``: the ih+hh gate sum (4), ``c = f*c + i*g`` (3) and ``h = o*tanh(c)`` (1),
     8 ops per hidden unit. E.g. ``LSTM(4, 6)`` on 3 steps of batch 2: 6*24*(4+6) = 1440 MACs.
     """
-    rows, gates = int(steps), 4 * int(hidden)
-    state = [rows, int(hidden)]
-    return [
-        ("ih", fc(rows, int(inputs), gates, biases=biases_ih, weight_is_param=weight_is_param)),
-        ("hh", fc(rows, int(hidden), gates, biases=biases_hh, weight_is_param=weight_is_param)),
-        ("gates", _same_shape(OpKind.ACTIVATION, state, rows * gates, 5 * rows * int(hidden))),
-        ("cell", _same_shape(OpKind.ELTWISE, state, 2 * rows * gates, 8 * rows * int(hidden))),
-    ]
+    return _recurrent(steps, inputs, hidden, 4, 5, 8, biases_ih, biases_hh, weight_is_param)
+
+
+def gru(steps: int, inputs: int, hidden: int, biases_ih: int = 0, biases_hh: int = 0, weight_is_param: bool = True) -> list[tuple[str, dict]]:
+    """One GRU layer in one direction, as the totals of the tracer's per-step records of ``nn.GRU``.
+
+    ``ih``/``hh``: FC ``steps x inputs -> 3*hidden`` and ``steps x hidden -> 3*hidden``
+    (MACs = ``steps*3*hidden*(inputs+hidden)``); ``gates``: 2 sigmoids and a tanh per hidden
+    unit (3 ops); ``cell``: the 7 element-wise ops per hidden unit torch runs (3 gate sums,
+    ``r*n``, ``h - n``, ``z*(h - n)``, ``+ n``). E.g. ``GRU(4, 6)`` on 3 steps of batch 2:
+    6*18*10 = 1080 MACs.
+    """
+    return _recurrent(steps, inputs, hidden, 3, 3, 7, biases_ih, biases_hh, weight_is_param)
 
 
 def attention(q: Shape, k: Shape, v: Shape) -> list[tuple[str, dict]]:
