@@ -6,13 +6,13 @@ import datetime
 import platform
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
 from dnnergy.io import atomic_write
 
-__all__ = ["RESULTS", "replace_section", "write_section", "run_line"]
+__all__ = ["RESULTS", "replace_section", "write_section", "run_line", "standard_error_note"]
 
 #: The results file every benchmark updates (one section each).
 RESULTS = Path(__file__).resolve().with_name("results.md")
@@ -47,3 +47,14 @@ def run_line(script: str, argv: Sequence[str], seconds: float) -> str:
     command = " ".join(["python", f"benchmarks/{script}", *argv])
     return (f"`{command}` on {datetime.date.today()}: {seconds:.0f} s wall-clock ({torch.get_num_threads()} thread(s), "
             f"torch {torch.__version__}, Python {platform.python_version()}, shared CPU).")
+
+
+def standard_error_note(test_images: Mapping[str, int]) -> str:
+    """One sentence bounding the binomial standard error of the test accuracies a section reports.
+
+    ``test_images`` maps a data set's name to its number of test images ``n``; the bound is
+    ``sqrt(0.25 / n)`` (the SE ``sqrt(p (1 - p) / n)`` at its largest, p = 0.5), in points.
+    Example: ``{"mnist": 1000}`` gives "... at most 1.6 points on mnist (1,000 test images)."
+    """
+    parts = [f"{100 * (0.25 / n) ** 0.5:.1f} points on {name} ({n:,} test images)" for name, n in test_images.items()]
+    return "One binomial standard error of a test accuracy is at most " + ", ".join(parts) + "."

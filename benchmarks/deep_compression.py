@@ -49,7 +49,7 @@ from dnnergy.metrics import energy_objective
 from dnnergy.train import FINE_TUNE, pretrained, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, write_section
+from _results import RESULTS, standard_error_note, write_section
 
 SECTION = "Deep Compression"
 HARDWARE, DATAFLOW = "horowitz45", "weights_once"
@@ -218,9 +218,12 @@ def main(argv: list[str] | None = None) -> int:
             train(model, data, epochs=5, lr=3e-3, batch_size=32)
             object.__setattr__(model, "dnnergy_architecture", {"factory": f"{__name__}:_quick_model", "kwargs": {"name": name}})
             rows.append(measure(name, "digits", model.eval(), data, Config("quick", 0.05, (0.5, 0.8)), ft_epochs=1))
+        tested = {"digits": len(data.test)}
     else:
+        tested = {}
         for data_name in [d.strip() for d in args.data.split(",") if d.strip()]:
             data = load_dataset(data_name)
+            tested[data_name] = len(data.test)
             for name in [m.strip() for m in args.models.split(",") if m.strip()]:
                 model = pretrained(name, data_name)
                 epochs = 3 if len(data.train) < 10_000 else 1
@@ -241,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         "Sizes are the bytes `dnnergy.save` wrote (KB = 1000 bytes); 'paper accounting' counts only the coded "
         "streams, codebooks and 32-bit biases as Han et al. do. Energy: one image, "
         f"{HARDWARE} + {DATAFLOW}, CONV/FC layers, DRAM weight traffic from the stored bits; NB on-chip (SRAM) "
-        "weight reads are still priced dense, which bounds the energy reduction (see docs/deep-compression.md)."
+        "weight reads are still priced dense, which bounds the energy reduction (see docs/deep-compression.md). "
+        + standard_error_note(tested)
     )
     body = "\n".join([intro, "", text, "", *checks])
     print(text)

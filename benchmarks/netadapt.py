@@ -44,7 +44,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, write_section
+from _results import RESULTS, standard_error_note, write_section
 
 from dnnergy.compress import CompressionContext, get_method
 from dnnergy.data import Dataset, load_dataset
@@ -255,8 +255,10 @@ def main(argv: list[str] | None = None) -> int:
             f"Energy: one image, eyeriss/row_stationary; latency: batch {args.latency_batch}, per-layer table on "
             "this machine (shared by other jobs: measured speed-ups are noisy). Resources are fractions of the "
             "original after long-term fine-tuning."]
+    tested = {}
     for data_name in datasets:
         data = load_dataset(data_name)
+        tested[data_name] = len(data.test)
         tuning = dataclasses.replace(FINE_TUNE, epochs=args.epochs)
         for name in models:
             model = load_model(name, data)
@@ -278,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             body += ["", f"### Executors: one NetAdapt search ({models[0]} on {data_name}, MACs budget 50 %)", "",
                      *executors_compare(model, context, args)]
     body += ["", f"Total run time {time.perf_counter() - started:.0f} s."]
+    body[0] += " " + standard_error_note(tested)
     text = "\n".join(body)
     print(text)
     write_section(SECTION, text, args.out)
