@@ -169,8 +169,8 @@ def run_model(name: str, data_name: str, keeps: list[float], convs: list[str], r
                 f" structured ratio {ratio:g}: test {structured_rows[ratio].test:.3f}, energy "
                 f"x{structured_rows[ratio].energy / base.energy:.3f} ({time.perf_counter() - t0:.1f} s)")
     rows += sorted(structured_rows.values(), key=lambda r: -r.energy)
-    return (f"### {name} on {data.name}\n\n{standard_error_note({data.name: len(data.test)})}\n\n" + table(base, rows)
-            + "\n\n" + per_layer
+    return (f"### {name} on {data.name}\n\n" + table(base, rows) + "\n\n"
+            + standard_error_note({data.name: len(data.test)}) + "\n\n" + per_layer
             + f"\n\n({time.perf_counter() - start:.0f} s for this model.)")
 
 
