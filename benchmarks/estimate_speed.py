@@ -5,13 +5,12 @@ mapper on AlexNet < 2 s. Each estimate is timed cold (mapping caches cleared), s
 caches would otherwise make a second run free. ``--quick`` uses LeNet-5 for every row
 (for the test suite). Results go to benchmarks/results.md under "Estimate speed".
 
-    python benchmarks/estimate_speed.py [--quick] [--no-write]
+    python benchmarks/estimate_speed.py [--quick] [--no-write] [--out PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings
@@ -26,7 +25,7 @@ from dnnergy.energy.row_stationary import RowStationary
 from dnnergy.zoo import create_model, model_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, write_section  # noqa: E402
+from _results import RESULTS, run_line, write_section  # noqa: E402
 
 SECTION = "Estimate speed"
 
@@ -66,16 +65,18 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny run on LeNet-5 (for tests)")
-    parser.add_argument("--no-write", action="store_true", help=f"do not update {RESULTS.name}")
-    args = parser.parse_args()
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the results file whose section is replaced")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
     body = table(run(args.quick))
     print(body)
-    if not args.quick and not args.no_write:
-        cpu = f"{os.cpu_count()} CPU(s), torch {torch.__version__}; wall-clock, mapping caches cleared before each estimate."
-        write_section(SECTION, body + "\n\n" + cpu)
+    if not args.no_write:
+        how = run_line("estimate_speed.py", sys.argv[1:] if argv is None else argv, time.perf_counter() - began)
+        write_section(SECTION, f"{how} Mapping caches cleared before each estimate.\n\n{body}", args.out)
 
 
 if __name__ == "__main__":

@@ -171,9 +171,12 @@ def test_registered_search_reports_its_mapping():
 @pytest.mark.slow
 def test_benchmark_script_runs_quick(tmp_path):
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "estimate_speed.py"
-    out = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300, check=True)
+    results = tmp_path / "results.md"
+    out = subprocess.run([sys.executable, str(script), "--quick", "--out", str(results)], capture_output=True, text=True,
+                         timeout=300, check=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("|")]
     assert lines[0] == "| step | model | time (s) | target |"
+    assert "## Estimate speed" in results.read_text() and "--quick --out" in results.read_text()
     assert len(lines) == 2 + 3  # header, rule, three timed rows
     assert all(float(line.split("|")[3]) >= 0 for line in lines[2:])  # seconds
 
