@@ -97,6 +97,11 @@ def run_reference(net: str) -> dict:
             "access": {LEVELS[i]: {DATA[j]: access[i][j] for j in range(3)} for i in range(4)},
             "remote_gbuf_access": sum(sr.scheme["remote_gbuf_access"]),
             "noc_hops": sr.total_noc_hops,
+            # the chosen loop blocking, to compare tilings layer by layer: blocking factors of the
+            # channel (ti), filter (to) and batch (tb, E-folds merged into it) loops per level
+            # (DRAM, GBUF, REGF), loop orders per level (position by loop, 0 = innermost), fetches
+            # per level and datum, buffered words per level and datum, and the procpass unit sizes
+            "blocking": {key: sr.scheme[key] for key in ("ti", "to", "tb", "orders", "fetch", "size", "unit_size")},
         })
     return {"net": net, "nn_dataflow_version": get_version(), "sympy_version": sympy.__version__, "seconds": elapsed,
             "layers": layers}
@@ -192,6 +197,80 @@ def table(nets: list[str], dataflows: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n\nEnergy per MAC by level (the MAC itself is 1 in both):\n\n" + "\n".join(levels)
 
 
+def reference_tile(layer: dict) -> tuple[int, int]:
+    """(filters, channels) in nn_dataflow's global-buffer tile: a processing pass holds
+    ceil(M / loop count) filters (the loop count is the product of the blocking factors, which
+    nn_dataflow makes multiply *exactly* to it), and the tile holds the GBUF x REGF factors of passes."""
+    b = layer["blocking"]
+    per_pass = [-(-total // (t[0] * t[1] * t[2])) for total, t in ((layer["M"], b["to"]), (layer["C"], b["ti"]))]
+    return per_pass[0] * b["to"][1] * b["to"][2], per_pass[1] * b["ti"][1] * b["ti"][2]
+
+
+def drill_down(net: str, result: dict, worst: int = 4) -> tuple[str, float]:
+    """The ``worst`` conv layers of ``net`` by |DRAM energy difference|: DRAM words per MAC by
+    datum in both tools, the filters per buffer tile each chose, ifmap DRAM fetches per ifmap word,
+    and dnnergy's ifmap DRAM count under nn_dataflow's filter tile (same accounting check).
+    Also returns dnnergy's DRAM share if those layers used nn_dataflow's filter tiles."""
+    from dataclasses import replace
+
+    from dnnergy.energy.row_stationary import (
+        EYERISS_ARRAY, buffer_capacity_words, conv_shape, default_mapping, fits, level_energies, rs_counts, rs_energy)
+    from dnnergy.hardware import LevelKind, load_hardware
+    from dnnergy.workload import Datum
+
+    hw = load_hardware("eyeriss")
+    array, capacity, energies = hw.pe_array or EYERISS_ARRAY, buffer_capacity_words(hw), level_energies(hw)
+    dram_price, macs_all = CONFIG["cost"]["mem_hier"][0], sum(layer["macs"] for layer in result["layers"])
+    rows, total, dram_total = [], 0.0, 0.0
+    for layer in result["layers"]:
+        s = conv_shape(dnnergy_layer(layer))
+        m = default_mapping(s, array, capacity, energies)
+        counts = rs_counts(s, m, array)
+        energy, dram = float(rs_energy(counts, energies)), float(sum(v for (_, k), v in counts.items() if k is LevelKind.DRAM))
+        total, dram_total = total + energy, dram_total + dram
+        if layer["fc"]:
+            continue
+        ours = {d.value: float(counts[(d, LevelKind.DRAM)]) for d in (Datum.WEIGHT, Datum.IFMAP, Datum.OFMAP)}
+        diff = dram_price * (dram - sum(layer["access"]["DRAM"].values()))
+        rows.append((abs(diff), layer, s, m, ours, energy, dram))
+    rows.sort(key=lambda row: -row[0])
+    lines = ["| net | layer | C -> M, E x F, R | DRAM words/MAC nn_dataflow (w/i/o) | dnnergy (w/i/o) "
+             "| filters per buffer tile nn_dataflow (`to`) | dnnergy m_b | ifmap DRAM fetches per word nn_dataflow "
+             "| dnnergy | dnnergy with nn_dataflow's filter tile / nn_dataflow (ifmap DRAM) |", "|" + "---|" * 10]
+    swapped_total, swapped_dram = total, dram_total
+    for _, layer, s, m, ours, energy, dram in rows[:worst]:
+        ref, macs = layer["access"]["DRAM"], layer["macs"]
+        unique = layer["C"] * layer["H"] * layer["W"]
+        filters, _ = reference_tile(layer)
+        p = min(m.p, filters)
+        theirs = replace(m, m_b=filters, p=p, t=max(1, min(m.t, filters // p)))
+        alt = rs_counts(s, theirs, array)
+        same_order = layer["blocking"]["orders"][0][1] > layer["blocking"]["orders"][0][0] and m.order[-1] == "C"
+        check = f"{float(alt[(Datum.IFMAP, LevelKind.DRAM)]) / ref['ifmap']:.3f}" if same_order else "n/a (other DRAM order)"
+        if same_order and fits(s, theirs, array, capacity):
+            swapped_total += float(rs_energy(alt, energies)) - energy
+            swapped_dram += float(sum(v for (_, k), v in alt.items() if k is LevelKind.DRAM)) - dram
+        lines.append(f"| {net} | {layer['name']} | {layer['C']} -> {layer['M']}, {layer['E']} x {layer['F']}, {layer['R']} "
+                     f"| {'/'.join(f'{ref[d] / macs:.4f}' for d in DATA)} | {'/'.join(f'{ours[d] / macs:.4f}' for d in DATA)} "
+                     f"| {filters} ({'x'.join(map(str, layer['blocking']['to']))}) | {m.m_b} "
+                     f"| {ref['ifmap'] / unique:.1f} | {ours['ifmap'] / unique:.1f} | {check} |")
+    share = dram_price * swapped_dram / (swapped_total + macs_all * CONFIG["cost"]["mac_op"])
+    return "\n".join(lines), share
+
+
+def drill_downs(nets: list[str]) -> str:
+    """Per-layer drill-down (:func:`drill_down`) of ``nets`` as markdown."""
+    data = json.loads(REFERENCE.read_text())
+    tables, notes = [], []
+    for net in nets:
+        text, share = drill_down(net, data["nets"][net])
+        tables.append(text if not tables else text.split("\n", 2)[2])
+        notes.append(f"{net}: {100 * share:.1f}%")
+    return ("Worst conv layers by DRAM energy difference (words per MAC; an ifmap word is fetched once when the "
+            "ifmap fits the buffer tile):\n\n" + "\n".join(tables) + "\n\ndnnergy's DRAM share if these layers used "
+            "nn_dataflow's filter tiles (same pass, same accounting): " + "; ".join(notes) + ".")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", nargs="+", metavar="NET", choices=NETS,
@@ -206,18 +285,21 @@ def main(argv: list[str] | None = None) -> int:
         import dnnergy  # noqa: F401
     except ImportError:
         raise SystemExit("the comparison needs dnnergy (pip install -e .); nn_dataflow's side is cached in " + REFERENCE.name)
+    start = time.perf_counter()
     nets, dataflows = (["alex_net"], ("row_stationary",)) if args.quick else (list(NETS), ("row_stationary", "row_stationary_search"))
     text = table(nets, dataflows)
+    if not args.quick:  # the per-layer drill-down needs the blocking data of a regenerated reference
+        text += "\n\n" + drill_downs(nets)
     print(text)
     if not (args.quick or args.no_write):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _results import write_section
+        from _results import run_line, write_section
 
         config = json.loads(REFERENCE.read_text())["config"]
-        body = (f"`python benchmarks/nn_dataflow_compare.py` (nn_dataflow 2.1 results cached in "
-                f"benchmarks/{REFERENCE.name}; configuration: {json.dumps(config)}). Energy is MAC-normalized "
-                "and covers the conv and FC layers of nn_dataflow's own network definitions; dnnergy's time "
-                "is a cold run (mapping caches cleared).\n\n" + text)
+        body = (run_line("nn_dataflow_compare.py", argv if argv is not None else sys.argv[1:], time.perf_counter() - start)
+                + f" nn_dataflow 2.1 results cached in benchmarks/{REFERENCE.name}; configuration: {json.dumps(config)}. "
+                "Energy is MAC-normalized and covers the conv and FC layers of nn_dataflow's own network definitions; "
+                "dnnergy's time is a cold run (mapping caches cleared).\n\n" + text)
         write_section("nn_dataflow comparison", body)
     return 0
 

@@ -163,7 +163,12 @@ def geometry(s: ConvShape, array: PEArray, fold_s: int) -> tuple[int, int, int]:
 
 def _fetches(order: list[tuple[str, Any]], relevant: frozenset) -> Any:
     """Times a tile below ``order``'s loops is (re)loaded: the product of all trips down to the
-    innermost loop that indexes it with more than one trip (works on floats and numpy arrays)."""
+    innermost loop that indexes it with more than one trip (works on floats and numpy arrays).
+
+    A loop that indexes the datum contributes its fractional trip (its last, partial tile loads
+    less: the product times the tile is the exact amount). A loop that does not index it
+    contributes ``ceil(trip)``: its partial last iteration (e.g. the last 1 of 64 = 21 x 3 + 1
+    filters) still reloads the whole tile of the other datum (the ifmaps)."""
     total = 1.0
     later = 1.0  # product of relevant trips inside the current loop; > 1 means a reload follows
     for letter, trip in reversed(order):
@@ -171,8 +176,16 @@ def _fetches(order: list[tuple[str, Any]], relevant: frozenset) -> Any:
             total = total * trip
             later = later * trip
         else:
-            total = total * np.where(later > 1, trip, 1.0)
+            total = total * np.where(later > 1, np.ceil(trip), 1.0)
     return total
+
+
+def _pieces(total: Any, tile: Any, piece: Any) -> Any:
+    """Pieces of at most ``piece`` when ``total`` is cut into tiles of ``tile`` and each tile into
+    pieces (integers or integer arrays): e.g. the filter passes of f filters over all M filters
+    in buffer tiles of m_b, counting the partial pass at the end of each tile."""
+    full = np.floor_divide(total, tile)
+    return full * -np.floor_divide(-tile, piece) - np.floor_divide(-(total - full * tile), piece)
 
 
 def _psums_leave(s: ConvShape, m: RSMapping) -> Any:
@@ -204,7 +217,8 @@ def rs_counts(s: ConvShape, m: RSMapping, array: PEArray) -> dict[tuple[Datum, L
     dram.sort(key=lambda loop: m.order.index(loop[0]))
     rows = m.e * m.v  # output rows of one pass: v strips of e rows
     nest = dram + [("M", m.m_b / f), ("C", m.c_b / cc), ("K", K), ("E", m.e_b / rows)]
-    passes = s.N / m.n * s.M / f * s.C / cc * s.E / rows * K
+    # Passes; the filter passes are whole (a partial pass of filters re-streams every ifmap row).
+    passes = s.N / m.n * _pieces(s.M, m.m_b, f) * s.C / cc * s.E / rows * K
     trips = {letter: trip for letter, trip in dram}
     # Ifmap rows (height, width) one pass streams: its output rows need (rows-1)*U + Rc' rows.
     rows_pass = np.minimum(s.H + 2 * s.P[0], (rows - 1) * Uh + (Rc - 1) * Dh + 1)
@@ -349,7 +363,8 @@ def _best_tile(s: ConvShape, array: PEArray, bases: list[dict[str, int]], capaci
         sets_fewer, pe_fewer = (m_b < f) & (m_b >= trial.p), (m_b < trial.p) & (m_b >= 1)
         trial.t = np.where(sets_fewer, m_b // trial.p, np.where(pe_fewer, 1, trial.t))
         trial.p = np.where(pe_fewer, m_b, trial.p)
-        trial.m_b = np.where(m_b >= f, m_b // f * f, trial.p * trial.t)
+        # whole passes of f filters, or all M filters when they fit (the last pass is then partial)
+        trial.m_b = np.where(m_b >= s.M, s.M, np.where(m_b >= f, m_b // f * f, trial.p * trial.t))
         ok = m_b >= 1
     best, best_cost = None, float("inf")
     for order in DEFAULT_ORDERS:
