@@ -19,7 +19,13 @@ nn_dataflow's search is slow and needs ``sympy<1.12`` (its ``Tuple.subs`` use br
     nice /tmp/venv-nnd/bin/python benchmarks/nn_dataflow_compare.py --reference alex_net vgg_net googlenet resnet50
 
     # then, with dnnergy (reads the JSON; writes the "nn_dataflow comparison" section of results.md):
-    python benchmarks/nn_dataflow_compare.py [--quick] [--no-write]
+    python benchmarks/nn_dataflow_compare.py [--quick] [--no-write] [--out PATH]
+
+dnnergy is run with both buffer-tiling policies of its analytic row-stationary default:
+``row_stationary`` (any tile that fits, the last one partial) and ``row_stationary (divisor
+tiles)`` (``RowStationary(tiles="divisors")``: trip counts that divide the loop counts exactly,
+nn_dataflow's loop-blocking constraint), plus the mapper ``row_stationary_search``.
+Targets: energy per MAC within 10% of nn_dataflow's and DRAM share of energy within 5 points.
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ CONFIG = {
     "options": "Option() defaults: exhaustive loop blocking, no bypass, no partitioning, 1 process",
     "map_strategy": "MapStrategyEyeriss",
 }
+#: dnnergy's dataflows in the comparison; "row_stationary:divisors" is RowStationary(tiles="divisors").
+DATAFLOWS = ("row_stationary", "row_stationary:divisors", "row_stationary_search")
+#: (energy per MAC ratio, DRAM share points): the agreement targets of issue 11.
+TARGETS = (0.10, 5.0)
 INSTALL = ("nn_dataflow is not installed. It needs sympy<1.12 (torch's environment has 1.14), so use a separate venv:\n"
            "  python3 -m venv /tmp/venv-nnd && /tmp/venv-nnd/bin/pip install 'sympy<1.12' nn-dataflow==2.1\n"
            "  nice /tmp/venv-nnd/bin/python benchmarks/nn_dataflow_compare.py --reference alex_net\n")
@@ -109,6 +119,8 @@ def run_reference(net: str) -> dict:
 
 def write_reference(nets: list[str]) -> None:
     """Run nn_dataflow on ``nets`` and merge the results into :data:`REFERENCE`."""
+    from dnnergy.io import atomic_write
+
     try:
         import nn_dataflow  # noqa: F401
     except ImportError:
@@ -121,7 +133,7 @@ def write_reference(nets: list[str]) -> None:
         result = run_reference(net)
         print(f"{net}: {len(result['layers'])} conv/FC layers, {result['seconds']:.0f} s", flush=True)
         data["nets"][net] = result
-        REFERENCE.write_text(json.dumps(data, indent=1) + "\n")
+        atomic_write(REFERENCE, json.dumps(data, indent=1) + "\n")  # a killed run keeps the nets written so far
 
 
 # -- dnnergy side ---------------------------------------------------------------------------
@@ -147,7 +159,7 @@ def compare_net(result: dict, dataflows: tuple[str, ...]) -> dict[str, tuple[flo
     covers the conv and FC layers; dnnergy's time is a cold run (mapping caches cleared).
     """
     from dnnergy.energy import get_dataflow
-    from dnnergy.energy.row_stationary import level_energies, rs_energy
+    from dnnergy.energy.row_stationary import RowStationary, level_energies, rs_energy
     from dnnergy.hardware import LevelKind, load_hardware
 
     hw = load_hardware("eyeriss")
@@ -162,7 +174,7 @@ def compare_net(result: dict, dataflows: tuple[str, ...]) -> dict[str, tuple[flo
     rows = {"nn_dataflow": (ref_total / macs, ref_levels["DRAM"] * macs / ref_total, result["seconds"], ref_levels)}
     kinds = dict(zip(LEVELS, (LevelKind.DRAM, LevelKind.BUFFER, LevelKind.ARRAY, LevelKind.RF)))
     for name in dataflows:
-        flow = get_dataflow(name)
+        flow = RowStationary(tiles="divisors") if name == "row_stationary:divisors" else get_dataflow(name)
         flow.cache_clear()
         start = time.perf_counter()
         counts = [flow.accesses(layer, hw).accesses for layer in layers]
@@ -170,12 +182,20 @@ def compare_net(result: dict, dataflows: tuple[str, ...]) -> dict[str, tuple[flo
         total = macs * CONFIG["cost"]["mac_op"] + sum(float(rs_energy(c, energies)) for c in counts)
         levels = {level: sum(float(v) for c in counts for (_, k), v in c.items() if k is kind) * energies[kind] / macs
                   for level, kind in kinds.items()}
-        rows[name] = (total / macs, levels["DRAM"] * macs / total, seconds, levels)
+        rows[flow.name] = (total / macs, levels["DRAM"] * macs / total, seconds, levels)
     return rows
 
 
+def meets(ratio: float, points: float) -> str:
+    """Which targets (:data:`TARGETS`) an energy-per-MAC ratio and a DRAM-share difference meet."""
+    missed = [what for what, ok in (("energy/MAC", abs(ratio - 1) <= TARGETS[0]), ("DRAM share", abs(points) <= TARGETS[1]))
+              if not ok]
+    return "yes" if not missed else "no (" + ", ".join(missed) + ")"
+
+
 def table(nets: list[str], dataflows: tuple[str, ...]) -> str:
-    """The comparison as a markdown table (one row per net and dnnergy dataflow)."""
+    """The comparison as a markdown table (one row per net and dnnergy dataflow), the energy per MAC
+    by level, and per dataflow which nets meet the targets."""
     data = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else {"nets": {}}
     missing = [net for net in nets if net not in data["nets"]]
     if missing:
@@ -183,18 +203,25 @@ def table(nets: list[str], dataflows: tuple[str, ...]) -> str:
     levels = ["| net | tool | " + " | ".join(f"{level} /MAC" for level in LEVELS) + " |", "|" + "---|" * 6]
     header = ("| net | dnnergy dataflow | energy/MAC nn_dataflow | energy/MAC dnnergy | ratio "
               "| DRAM share nn_dataflow | DRAM share dnnergy | difference (points) | time nn_dataflow (s) "
-              "| time dnnergy (s) | speed-up |")
-    lines = [header, "|" + "---|" * 11]
+              "| time dnnergy (s) | speed-up | meets targets |")
+    lines, verdicts = [header, "|" + "---|" * 12], {}
     for net in nets:
         rows = compare_net(data["nets"][net], dataflows)
         ref = rows.pop("nn_dataflow")
         levels += [f"| {net} | {name} | " + " | ".join(f"{row[3][level]:.2f}" for level in LEVELS) + " |"
-                   for name, row in (("nn_dataflow", ref), ("row_stationary", rows["row_stationary"]))]
+                   for name, row in (("nn_dataflow", ref), *((n, r) for n, r in rows.items() if n.startswith("row_stationary")
+                                                              and "search" not in n))]
         for name, (e, dram, seconds, _) in rows.items():
+            verdict = meets(e / ref[0], 100 * (dram - ref[1]))
+            verdicts.setdefault(name, []).append(f"{net} {verdict}")
             lines.append(f"| {net} | {name} | {ref[0]:.2f} | {e:.2f} | {e / ref[0]:.3f} | {100 * ref[1]:.1f}% "
                          f"| {100 * dram:.1f}% | {100 * (dram - ref[1]):+.1f} | {ref[2]:.0f} | {seconds:.3f} "
-                         f"| {ref[2] / seconds:,.0f}x |")
-    return "\n".join(lines) + "\n\nEnergy per MAC by level (the MAC itself is 1 in both):\n\n" + "\n".join(levels)
+                         f"| {ref[2] / seconds:,.0f}x | {verdict} |")
+    summary = [f"- {name}: {'meets both targets on every net' if all(v.endswith(' yes') for v in found) else 'misses'}"
+               f" ({'; '.join(found)})" for name, found in verdicts.items()]
+    return ("\n".join(lines) + f"\n\nTargets: energy per MAC within {100 * TARGETS[0]:.0f}% of nn_dataflow's, DRAM share "
+            f"within {TARGETS[1]:.0f} points.\n\n" + "\n".join(summary)
+            + "\n\nEnergy per MAC by level (the MAC itself is 1 in both):\n\n" + "\n".join(levels))
 
 
 def reference_tile(layer: dict) -> tuple[int, int]:
@@ -209,8 +236,8 @@ def reference_tile(layer: dict) -> tuple[int, int]:
 def drill_down(net: str, result: dict, worst: int = 4) -> tuple[str, float]:
     """The ``worst`` conv layers of ``net`` by |DRAM energy difference|: DRAM words per MAC by
     datum in both tools, the filters per buffer tile each chose, ifmap DRAM fetches per ifmap word,
-    and dnnergy's ifmap DRAM count under nn_dataflow's filter tile (same accounting check).
-    Also returns dnnergy's DRAM share if those layers used nn_dataflow's filter tiles."""
+    dnnergy's ifmap DRAM count under nn_dataflow's filter tile (same accounting check), and the
+    filters per tile and ifmap DRAM count of dnnergy's divisor-tile policy. Also returns dnnergy's DRAM share if those layers used nn_dataflow's filter tiles."""
     from dataclasses import replace
 
     from dnnergy.energy.row_stationary import (
@@ -236,7 +263,8 @@ def drill_down(net: str, result: dict, worst: int = 4) -> tuple[str, float]:
     rows.sort(key=lambda row: -row[0])
     lines = ["| net | layer | C -> M, E x F, R | DRAM words/MAC nn_dataflow (w/i/o) | dnnergy (w/i/o) "
              "| filters per buffer tile nn_dataflow (`to`) | dnnergy m_b | ifmap DRAM fetches per word nn_dataflow "
-             "| dnnergy | dnnergy with nn_dataflow's filter tile / nn_dataflow (ifmap DRAM) |", "|" + "---|" * 10]
+             "| dnnergy | dnnergy with nn_dataflow's filter tile / nn_dataflow (ifmap DRAM) "
+             "| divisor tiles: m_b | divisor tiles: ifmap DRAM / nn_dataflow |", "|" + "---|" * 12]
     swapped_total, swapped_dram = total, dram_total
     for _, layer, s, m, ours, energy, dram in rows[:worst]:
         ref, macs = layer["access"]["DRAM"], layer["macs"]
@@ -247,13 +275,15 @@ def drill_down(net: str, result: dict, worst: int = 4) -> tuple[str, float]:
         alt = rs_counts(s, theirs, array)
         same_order = layer["blocking"]["orders"][0][1] > layer["blocking"]["orders"][0][0] and m.order[-1] == "C"
         check = f"{float(alt[(Datum.IFMAP, LevelKind.DRAM)]) / ref['ifmap']:.3f}" if same_order else "n/a (other DRAM order)"
+        exact = default_mapping(s, array, capacity, energies, "divisors")
+        exact_ifmap = float(rs_counts(s, exact, array)[(Datum.IFMAP, LevelKind.DRAM)]) / ref["ifmap"]
         if same_order and fits(s, theirs, array, capacity):
             swapped_total += float(rs_energy(alt, energies)) - energy
             swapped_dram += float(sum(v for (_, k), v in alt.items() if k is LevelKind.DRAM)) - dram
         lines.append(f"| {net} | {layer['name']} | {layer['C']} -> {layer['M']}, {layer['E']} x {layer['F']}, {layer['R']} "
                      f"| {'/'.join(f'{ref[d] / macs:.4f}' for d in DATA)} | {'/'.join(f'{ours[d] / macs:.4f}' for d in DATA)} "
                      f"| {filters} ({'x'.join(map(str, layer['blocking']['to']))}) | {m.m_b} "
-                     f"| {ref['ifmap'] / unique:.1f} | {ours['ifmap'] / unique:.1f} | {check} |")
+                     f"| {ref['ifmap'] / unique:.1f} | {ours['ifmap'] / unique:.1f} | {check} | {exact.m_b} | {exact_ifmap:.3f} |")
     share = dram_price * swapped_dram / (swapped_total + macs_all * CONFIG["cost"]["mac_op"])
     return "\n".join(lines), share
 
@@ -275,8 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", nargs="+", metavar="NET", choices=NETS,
                     help="run nn_dataflow on these nets and cache them in nn_dataflow_reference.json")
-    ap.add_argument("--quick", action="store_true", help="AlexNet only, analytic row_stationary only (for the tests)")
+    ap.add_argument("--quick", action="store_true",
+                    help="AlexNet only, analytic row_stationary only (both tile policies); writes only with an explicit --out")
     ap.add_argument("--no-write", action="store_true", help="print the table only (do not update results.md)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="the results file whose 'nn_dataflow comparison' section is replaced (default benchmarks/results.md)")
     args = ap.parse_args(argv)
     if args.reference:
         write_reference(args.reference)
@@ -286,21 +319,21 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         raise SystemExit("the comparison needs dnnergy (pip install -e .); nn_dataflow's side is cached in " + REFERENCE.name)
     start = time.perf_counter()
-    nets, dataflows = (["alex_net"], ("row_stationary",)) if args.quick else (list(NETS), ("row_stationary", "row_stationary_search"))
+    nets, dataflows = (["alex_net"], DATAFLOWS[:2]) if args.quick else (list(NETS), DATAFLOWS)
     text = table(nets, dataflows)
     if not args.quick:  # the per-layer drill-down needs the blocking data of a regenerated reference
         text += "\n\n" + drill_downs(nets)
     print(text)
-    if not (args.quick or args.no_write):
+    if not args.no_write and (not args.quick or args.out is not None):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _results import run_line, write_section
+        from _results import RESULTS, run_line, write_section
 
         config = json.loads(REFERENCE.read_text())["config"]
         body = (run_line("nn_dataflow_compare.py", argv if argv is not None else sys.argv[1:], time.perf_counter() - start)
                 + f" nn_dataflow 2.1 results cached in benchmarks/{REFERENCE.name}; configuration: {json.dumps(config)}. "
                 "Energy is MAC-normalized and covers the conv and FC layers of nn_dataflow's own network definitions; "
                 "dnnergy's time is a cold run (mapping caches cleared).\n\n" + text)
-        write_section("nn_dataflow comparison", body)
+        write_section("nn_dataflow comparison", body, args.out or RESULTS)
     return 0
 
 

@@ -18,6 +18,11 @@ buffer, ``a*b*c`` array and ``a*b*c*d`` RF accesses; a partial sum ``2a-1``,
 ``2a(b-1)``, ``ab(c-1)`` and ``2abc(d-1)``. The derivation, the default mapping and a
 worked AlexNet example are in ``docs/row-stationary.md``, with the comparison against
 nn_dataflow 2.1 (energy per MAC within 10% on AlexNet, VGG-16, GoogLeNet and ResNet-50).
+
+Two buffer-tiling policies (``RowStationary(tiles=...)``): ``"fit"`` (the default) takes any
+tile that fits, its last tile partial (64 filters in tiles of 3: 21 x 3 + 1); ``"divisors"``
+takes only tiles whose trip counts divide the loop counts exactly, as nn_dataflow's loop
+blocking does (64 filters in tiles of 2), for like-for-like comparisons with it.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ __all__ = [
     "level_energies",
     "buffer_capacity_words",
     "EYERISS_ARRAY",
+    "TILE_POLICIES",
 ]
 
 #: The Eyeriss PE array, used when the hardware describes none (e.g. ``horowitz45``).
@@ -63,6 +69,9 @@ DEFAULT_ORDER = ("N", "M", "E", "C")
 #: The orders the analytic default tries: channels innermost, filters outside or inside the
 #: strips (the first refetches ifmaps per filter tile, the second weights per strip).
 DEFAULT_ORDERS = (DEFAULT_ORDER, ("N", "E", "M", "C"))
+#: Buffer-tiling policies of the analytic default: any tile that fits (the last one partial), or
+#: only tiles whose trip counts divide the loop counts exactly (nn_dataflow's loop blocking).
+TILE_POLICIES = ("fit", "divisors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,20 +331,43 @@ def halvings(value: int, floor: int) -> list[int]:
     return out
 
 
-def default_mapping(s: ConvShape, array: PEArray, capacity: int | None, energies: dict[LevelKind, float]) -> RSMapping:
+def divisors(n: int) -> list[int]:
+    """The positive divisors of ``n``, ascending: ``divisors(12) == [1, 2, 3, 4, 6, 12]``."""
+    small = [d for d in range(1, int(n ** 0.5) + 1) if n % d == 0]
+    return small + [n // d for d in reversed(small) if d * d != n]
+
+
+def tile_sizes(total: int, unit: int, tiles: str) -> list[int]:
+    """Candidate tile sizes along a loop of ``total`` (images or output rows) built from ``unit``s
+    (an image; the e*v rows of a pass): ``"fit"``: halvings of ``total`` down to ``unit``;
+    ``"divisors"``: k units (at most ``total``) for every k dividing the loop count
+    ``ceil(total / unit)``, so the tiles split the loop exactly (only the last unit may be partial,
+    as in nn_dataflow, whose loop counts are in pass units too)."""
+    if tiles == "fit":
+        return halvings(total, unit)
+    return [min(total, k * unit) for k in divisors(ceil(total / unit))]
+
+
+def default_mapping(s: ConvShape, array: PEArray, capacity: int | None, energies: dict[LevelKind, float],
+                    tiles: str = "fit") -> RSMapping:
     """The analytic default: :func:`pass_defaults` plus the buffer tile with order N, M, E, C
     (psums stay in the buffer while channels stream, c_b = one pass of channels) that, among
     halvings of n and e_b and of the channels per PE q (fewer channels leave more of the buffer
     to filters: the tile's ifmap rows shrink), takes the most filters m_b that fit and costs
     least energy. When not even one pass of filters fits, the pass shrinks: fewer filter sets t,
     then fewer filters per PE p; when no tile fits at all, fewer strips per pass (halvings of v),
-    then narrower PE sets (halvings of e), whose psum strips are smaller."""
+    then narrower PE sets (halvings of e), whose psum strips are smaller.
+
+    ``tiles="divisors"`` (see :data:`TILE_POLICIES`) restricts the tile to exact trip counts:
+    m_b divides M, n divides N, e_b is k passes of rows with k dividing the number of passes
+    (:func:`tile_sizes`); c_b stays one pass of channels (its loop count is the pass count). Among
+    those it takes the cheapest, every dividing m_b that fits being a candidate."""
     base = pass_defaults(s, array)
     passes = [pass_defaults(s, array, q) for q in halvings(base["q"], 1)]
     stages = [[dict(b, v=min(v, b["v"])) for b in passes] for v in halvings(base["v"], 1)]
     stages += [[dict(b, v=1, e=e) for b in passes] for e in halvings(base["e"], 1)[1:]]
     for stage in stages:
-        best = _best_tile(s, array, stage, capacity, energies)
+        best = _best_tile(s, array, stage, capacity, energies, tiles)
         if best is not None:
             return best
     # nothing fits: the smallest tile, flagged by fits() in the mapping record
@@ -344,13 +376,18 @@ def default_mapping(s: ConvShape, array: PEArray, capacity: int | None, energies
 
 
 def _best_tile(s: ConvShape, array: PEArray, bases: list[dict[str, int]], capacity: int | None,
-               energies: dict[LevelKind, float]) -> RSMapping | None:
+               energies: dict[LevelKind, float], tiles: str = "fit") -> RSMapping | None:
     """The cheapest default buffer tile over passes ``bases`` (see :func:`default_mapping`), or None
-    if none fits; all (pass, n, e_b) candidates are priced at once with numpy, per order."""
+    if none fits; all (pass, n, e_b) candidates (``"divisors"``: x every m_b dividing M) are priced
+    at once with numpy, per order."""
     fields = ("e", "p", "q", "r", "t", "v", "n", "e_b")
     rows = [(*(b[k] for k in fields[:6]), n, e_b) for b in bases
-            for n in halvings(s.N, 1) for e_b in halvings(s.E, min(s.E, b["e"] * b["v"]))]
-    trial = SimpleNamespace(**dict(zip(fields, np.array(rows, dtype=np.int64).T)), fold_s=bases[0]["fold_s"])
+            for n in tile_sizes(s.N, 1, tiles) for e_b in tile_sizes(s.E, min(s.E, b["e"] * b["v"]), tiles)]
+    exact = tiles == "divisors" and capacity is not None  # unbounded: all M filters, a divisor
+    if exact:
+        rows = [(*row, d) for row in rows for d in divisors(s.M)]
+    columns = np.array(rows, dtype=np.int64).T
+    trial = SimpleNamespace(**dict(zip(fields, columns)), fold_s=bases[0]["fold_s"])
     trial.c_b = np.minimum(trial.q * trial.r, s.C)
     f = np.minimum(trial.p * trial.t, s.M)
     ok = np.ones(f.shape, dtype=bool)
@@ -360,11 +397,14 @@ def _best_tile(s: ConvShape, array: PEArray, bases: list[dict[str, int]], capaci
         per_filter = trial.c_b * s.R * s.S + trial.n * trial.e_b * s.F
         trial.m_b = np.zeros(f.shape, dtype=np.int64)
         m_b = np.minimum(s.M, (capacity - buffer_words(s, trial)) // per_filter)
+        if exact:  # the candidate divisor of M where it fits, else none
+            m_b = np.where(columns[-1] <= m_b, columns[-1], 0)
         sets_fewer, pe_fewer = (m_b < f) & (m_b >= trial.p), (m_b < trial.p) & (m_b >= 1)
         trial.t = np.where(sets_fewer, m_b // trial.p, np.where(pe_fewer, 1, trial.t))
         trial.p = np.where(pe_fewer, m_b, trial.p)
-        # whole passes of f filters, or all M filters when they fit (the last pass is then partial)
-        trial.m_b = np.where(m_b >= s.M, s.M, np.where(m_b >= f, m_b // f * f, trial.p * trial.t))
+        # whole passes of f filters, or all M filters when they fit (the last pass is then partial);
+        # a divisor of M as it is (its last pass may be partial)
+        trial.m_b = np.maximum(m_b, 1) if exact else np.where(m_b >= s.M, s.M, np.where(m_b >= f, m_b // f * f, trial.p * trial.t))
         ok = m_b >= 1
     best, best_cost = None, float("inf")
     for order in DEFAULT_ORDERS:
@@ -409,11 +449,11 @@ def describe(s: ConvShape, m: RSMapping, array: PEArray, capacity: int | None, c
 
 
 @lru_cache(maxsize=4096)
-def _default_counts(s: ConvShape, hardware: Hardware) -> AccessCounts:
+def _default_counts(s: ConvShape, hardware: Hardware, tiles: str) -> AccessCounts:
     array = hardware.pe_array or EYERISS_ARRAY
     capacity = buffer_capacity_words(hardware)
     energies = level_energies(hardware)
-    m = default_mapping(s, array, capacity, energies)
+    m = default_mapping(s, array, capacity, energies, tiles)
     counts = rs_counts(s, m, array)
     return to_access_counts(s, m, array, capacity, counts, energies, search=False)
 
@@ -430,16 +470,34 @@ class RowStationary:
 
     ``accesses(layer, hardware)`` returns dense word counts for every (datum, level) the
     hardware has, summed over groups, and the mapping chosen in ``mapping``; results are
-    cached per (shape, hardware). Hardware without a PE array gets Eyeriss's 12x14.
+    cached per (shape, hardware, tiles). Hardware without a PE array gets Eyeriss's 12x14.
     Example: a 1x1 FC with C=M=N=1 costs one access of each datum at each level up to the
     array and one RF read per MAC (see ``tests/energy/test_row_stationary.py``).
+
+    ``tiles``: ``"fit"`` (default, registered as ``row_stationary``) takes any buffer tile that
+    fits, the last one partial; ``"divisors"`` only tiles whose trip counts divide the loop counts
+    exactly, as nn_dataflow's loop blocking requires (see :func:`default_mapping`), for comparing
+    with it like for like: ``dnnergy.estimate(wl, "eyeriss", RowStationary(tiles="divisors"))``.
+    It re-reads more (VGG-16 conv1_2: 64 filters in tiles of 2, not 3: 32 ifmap fetches, not 22).
     """
 
     name = "row_stationary"
 
+    def __init__(self, tiles: str = "fit") -> None:
+        if tiles not in TILE_POLICIES:
+            raise UserInputError(f"{type(self).__name__}: tiles must be one of {', '.join(map(repr, TILE_POLICIES))} (got {tiles!r})")
+        if tiles != "fit" and type(self).accesses is not RowStationary.accesses:
+            raise UserInputError(f"{type(self).__name__}: tiles={tiles!r} applies to the analytic row_stationary only")
+        self.tiles = tiles
+        if tiles != "fit":
+            self.name = f"{self.name} (divisor tiles)"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(tiles={self.tiles!r})"
+
     def accesses(self, layer: Layer, hardware: Hardware) -> AccessCounts:
         """Dense word accesses of one CONV/FC/MATMUL layer on ``hardware`` (reads + writes, in words)."""
-        return _default_counts(conv_shape(layer), hardware)
+        return _default_counts(conv_shape(layer), hardware, self.tiles)
 
     @staticmethod
     def cache_clear() -> None:
