@@ -92,12 +92,13 @@ def load_model(spec: str, input_shape: Sequence[int] | None = None, batch: int |
 
 def _build(spec: str, input_shape: Sequence[int] | None) -> Resolved:
     from .. import zoo
-    from ..compress.artifact import build_architecture
 
     if spec in zoo.list_models():
         shape = tuple(input_shape or zoo.model_info(spec).input_shape)
-        model = build_architecture(spec)
+        model = zoo.create_model(spec)  # records its architecture; needs no dnnergy.compress (import time)
     elif _FACTORY.match(spec):
+        from ..compress.artifact import build_architecture
+
         module_name, attr = spec.split(":")
         _importable_from_cwd()
         try:
@@ -141,7 +142,31 @@ def load_workload(spec: str, input_shape: Sequence[int] | None = None, batch: in
     resolved = load_model(spec, input_shape, batch)
     if measure_input is not None:
         return trace(resolved.model, measure_input, name=resolved.name, measure=True)
-    return trace(resolved.model, resolved.shape, name=resolved.name)
+    return trace(resolved.model, resolved.shape, name=resolved.name, compute=_compute_mode(spec, resolved))
+
+
+#: MACs up to which one command traces with a real forward (10 G: about half a second on one core) rather
+#: than shapes first: the first shapes-only trace of a process runs torch's meta kernels, which import
+#: torch._dynamo and sympy (about one more bare ``import torch``). The records are the same either way.
+REAL_FORWARD_MACS = 10**10
+
+
+def _compute_mode(spec: str, resolved: Resolved) -> bool | None:
+    """``compute=`` for :func:`~dnnergy.workload.trace`: True (a real forward) when the forward is small, else None.
+
+    The MACs are a zoo model's published count scaled by the input's elements, or else
+    parameters x input elements, a bound for convolutions and matrix products.
+    """
+    from math import prod
+
+    from .. import zoo
+
+    numel = prod(resolved.shape)
+    macs = sum(p.numel() for p in resolved.model.parameters()) * numel
+    if spec in zoo.list_models() and zoo.model_info(spec).published.get("macs"):
+        info = zoo.model_info(spec)
+        macs = min(macs, info.published["macs"] * numel / prod(info.input_shape[1:]))
+    return True if macs <= REAL_FORWARD_MACS else None
 
 
 def _unknown(spec: str) -> UserInputError:

@@ -11,7 +11,6 @@ which a run-length or delta code can exploit to beat it.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import entropy
 
 __all__ = ["entropy_bits"]
 
@@ -21,6 +20,8 @@ def entropy_bits(symbols: np.ndarray) -> float:
 
     Example: ``entropy_bits([0, 0, 1, 2])`` is ``4 * 1.5 = 6.0`` bits; a constant stream is 0.
     """
+    from scipy.stats import entropy  # scipy.stats takes most of a second to import
+
     flat = np.asarray(symbols).reshape(-1)
     if flat.size == 0:
         return 0.0

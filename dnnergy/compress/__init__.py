@@ -40,6 +40,8 @@ from . import activation, balanced, eap, magnitude, obd, snapea, structured  # n
 from . import quantize  # noqa: E402,F401  isort: skip
 from . import distill, lowrank  # noqa: E402,F401  isort: skip
 from . import deep_compression, sharing  # noqa: E402,F401  isort: skip
+# The search-driven methods (eliminate, netadapt) register from dnnergy.explore, where their searches live.
+from .. import explore  # noqa: E402,F401  isort: skip
 
 __all__ = [
     # the contract

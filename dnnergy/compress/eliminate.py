@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import scipy.linalg
 import torch
 from torch import Tensor, nn
 
@@ -64,6 +63,8 @@ def _left_singular(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _pivots(u: np.ndarray, p: int) -> tuple[int, ...]:
     """Steps 3-5 of Algorithm 2 on the left singular vectors ``u``: the first ``p`` pivots of QR of ``U_p^T``."""
+    import scipy.linalg  # here, not at import: scipy is slow to import and only this search needs it
+
     return tuple(int(i) for i in scipy.linalg.qr(u[:, :p].T, mode="economic", pivoting=True)[2][:p])
 
 

@@ -12,14 +12,17 @@ no gradient.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse
 import torch
 from torch import Tensor, nn
 
 from ..errors import UserInputError
 from .edits import register_module, replace_module
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 __all__ = ["SparseLinear", "sparsify_linear"]
 
@@ -55,6 +58,8 @@ class SparseLinear(nn.Module):
         """Convert a (pruned) ``nn.Linear``: its exact zeros are not stored."""
         if not isinstance(linear, nn.Linear):
             raise UserInputError(f"SparseLinear.from_dense expects an nn.Linear (got {type(linear).__name__})")
+        import scipy.sparse  # here, not at import: scipy is slow to import
+
         csr = scipy.sparse.csr_matrix(linear.weight.detach().cpu().numpy())
         layer = cls(linear.in_features, linear.out_features, int(csr.nnz), linear.bias is not None, linear.weight.dtype)
         layer.indptr.copy_(torch.from_numpy(csr.indptr.astype(np.int64)))
@@ -79,6 +84,8 @@ class SparseLinear(nn.Module):
     def _matrix(self) -> scipy.sparse.csr_matrix:
         key = (self.values.data_ptr(), self.indices.data_ptr(), self.indptr.data_ptr(), self.nnz)
         if self._csr is None or self._csr[0] != key:
+            import scipy.sparse
+
             matrix = scipy.sparse.csr_matrix((self.values.numpy(), self.indices.numpy(), self.indptr.numpy()),
                                              shape=(self.out_features, self.in_features), copy=False)
             self._csr = (key, matrix)
