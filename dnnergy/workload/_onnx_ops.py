@@ -223,7 +223,7 @@ def _einsum(g: _Graph, node: Any) -> dict:
 
 
 def _recurrent_shapes(g: _Graph, node: Any, gates: int) -> tuple[int, int, int, int, list[int]]:
-    """(steps x batch, inputs, hidden, directions, per-direction bias split) of an LSTM/GRU node.
+    """(steps x batch, inputs, hidden, directions, per-direction bias split) of an LSTM/GRU/RNN node.
 
     Refuses what has no model: ``sequence_lens`` (padded sequences) and LSTM peepholes.
     ``layout`` does not matter: only the product of steps and batch does.
@@ -256,6 +256,14 @@ def _gru(g: _Graph, node: Any) -> list[tuple[str, dict]]:
     rows, inputs, hidden, directions, (b_ih, b_hh) = _recurrent_shapes(g, node, 3)
     param = g.is_const(node.input[1])
     return [r for _ in range(directions) for r in formulas.gru(rows, inputs, hidden, b_ih, b_hh, weight_is_param=param)]
+
+
+@_handles("RNN")
+def _rnn(g: _Graph, node: Any) -> list[tuple[str, dict]]:
+    """One ``formulas.rnn`` per direction, as the totals of the tracer's per-step ``nn.RNN`` records."""
+    rows, inputs, hidden, directions, (b_ih, b_hh) = _recurrent_shapes(g, node, 1)
+    param = g.is_const(node.input[1])
+    return [r for _ in range(directions) for r in formulas.rnn(rows, inputs, hidden, b_ih, b_hh, weight_is_param=param)]
 
 
 # -- other compute nodes ----------------------------------------------------------------------
@@ -311,20 +319,8 @@ def _pad(g: _Graph, node: Any) -> None:
 
 @_handles("LRN")
 def _lrn(g: _Graph, node: Any) -> list[tuple[str, dict]]:
-    """Local response norm as the six records ``trace`` sees for ``F.local_response_norm``.
-
-    ``x / (k + alpha * avg_pool(pad(x*x)))**beta``: square, a ``size``-tap window mean
-    across channels on the ``[N, 1, C + size - 1, H, W]`` padded view, scale, shift,
-    power, divide.
-    """
-    x, size = g.shape(node, node.input[0]), int(g.attr(node, "size"))
-    tail = [x[2], prod(x[3:])] if len(x) > 3 else x[2:]  # torch views the input as (N, 1, C, H, -1)
-    ones = [1] * len(tail)
-    window = formulas.pool([x[0], 1, x[1] + size - 1, *tail], [x[0], 1, x[1], *tail], [size, *ones], [1, *ones], [0] * (1 + len(tail)))
-    return [
-        ("mul", formulas.eltwise([x, x], x)), ("avg_pool", window), ("mul", formulas.eltwise([x], x)),
-        ("add", formulas.eltwise([x], x)), ("pow", formulas.activation(x)), ("div", formulas.eltwise([x, x], x)),
-    ]
+    """Local response norm as the one record ``trace`` gives ``nn.LocalResponseNorm`` (:func:`formulas.local_response_norm`)."""
+    return [("local_response_norm", formulas.local_response_norm(g.shape(node, node.input[0]), int(g.attr(node, "size"))))]
 
 
 @_handles(

@@ -27,6 +27,7 @@ __all__ = [
     "reduce_mean",
     "eltwise",
     "norm",
+    "local_response_norm",
     "activation",
     "concat",
     "embedding",
@@ -250,15 +251,20 @@ def _adaptive_taps(size: int, out: int) -> tuple[int, int]:
 
 
 def adaptive_pool(x: Shape, out: Shape) -> dict:
-    """Adaptive max/avg pooling: window sizes follow PyTorch's floor/ceil split, counted exactly."""
+    """Adaptive max/avg pooling (1-D, 2-D or 3-D): window sizes follow PyTorch's floor/ceil split along
+    each spatial dimension, counted exactly (a 3-D pool's depth is folded into R like H, not split as one dimension).
+
+    E.g. ``[1, 1, 2, 3, 1] -> [1, 1, 1, 2, 1]``: depth windows [0, 2), height [0, 2) and [1, 3): 2 * 4 = 8 ops.
+    """
     N, C, H, W = nchw(x)
     _, _, E, F = nchw(out)
-    taps_h, R = _adaptive_taps(H, E)
-    taps_w, S = _adaptive_taps(W, F)
+    taps = [_adaptive_taps(max(int(n), 1), max(int(o), 1)) for n, o in zip(x[2:], out[2:])] or [(1, 1)]
+    R = prod(largest for _, largest in taps[:-1])
+    S = taps[-1][1]
     return dict(
         kind=OpKind.POOL,
         N=N, C=C, H=H, W=W, M=C, R=R, S=S, E=E, F=F, groups=C,
-        ops=N * C * taps_h * taps_w,
+        ops=N * C * prod(total for total, _ in taps),
         ifmap=prod(int(d) for d in x),
         ofmap=prod(int(d) for d in out),
     )
@@ -295,6 +301,20 @@ def norm(x: Shape, weights: int = 0, biases: int = 0) -> dict:
     """BatchNorm/LayerNorm/GroupNorm at inference: one scale-and-shift per element."""
     numel = prod(int(d) for d in x)
     return _same_shape(OpKind.NORM, x, numel, numel, weights=weights, biases=biases)
+
+
+def local_response_norm(x: Shape, size: int) -> dict:
+    """Local response normalisation across ``size`` neighbouring channels (``nn.LocalResponseNorm``), as one layer.
+
+    Per output element ``size + 5`` ops: the square of the input, ``size`` adds for the sum
+    over the channel window (padding taps counted, as in pooling), the scale by alpha/size,
+    the add of k, the power beta and the divide. E.g. AlexNet's first LRN (size 5) on a
+    96x55x55 map: 290,400 elements x 10 = 2,904,000 ops.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive int (got {size!r})")
+    numel = prod(int(d) for d in x)
+    return _same_shape(OpKind.NORM, x, numel, numel * (size + 5))
 
 
 def activation(x: Shape, weights: int = 0) -> dict:
@@ -351,6 +371,16 @@ def gru(steps: int, inputs: int, hidden: int, biases_ih: int = 0, biases_hh: int
     6*18*10 = 1080 MACs.
     """
     return _recurrent(steps, inputs, hidden, 3, 3, 7, biases_ih, biases_hh, weight_is_param)
+
+
+def rnn(steps: int, inputs: int, hidden: int, biases_ih: int = 0, biases_hh: int = 0, weight_is_param: bool = True) -> list[tuple[str, dict]]:
+    """One Elman RNN layer (``nn.RNN``, ONNX ``RNN``) in one direction, as the totals of the tracer's per-step records.
+
+    ``ih``/``hh``: FC ``steps x inputs -> hidden`` and ``steps x hidden -> hidden`` (MACs =
+    ``steps*hidden*(inputs+hidden)``); ``gates``: one tanh or ReLU per hidden unit; ``cell``:
+    the ih+hh sum, one op per hidden unit. E.g. ``RNN(3, 4)`` on 2 steps of batch 1: 2*4*7 = 56 MACs.
+    """
+    return _recurrent(steps, inputs, hidden, 1, 1, 1, biases_ih, biases_hh, weight_is_param)
 
 
 def attention(q: Shape, k: Shape, v: Shape) -> list[tuple[str, dict]]:
