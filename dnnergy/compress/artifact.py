@@ -3,7 +3,10 @@
 A file holds everything needed to rebuild the model without pickling a module:
 
 * ``architecture``: how to build the original network, ``{"zoo": name, "kwargs": {...}}``
-  or ``{"factory": "package.module:function", "kwargs": {...}}``;
+  or ``{"factory": "package.module:function", "kwargs": {...}}``. A factory runs code, so
+  :func:`load` calls one only when the caller named it (``load(path, architecture=...)``,
+  ``save(..., architecture=...)`` or :func:`build_architecture` in this process, or the
+  command line's MODEL): a file alone never chooses code to import or run;
 * ``edits``: the structural edit log (:mod:`~dnnergy.compress.edits`) replayed on it;
 * the ``state_dict`` (tensors ``state/<key>``), loaded strictly afterwards;
 * ``transforms``: the weight transforms still attached (masks), re-attached so fine-tuning
@@ -32,7 +35,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..errors import UserInputError
+from ..errors import DnnergyError, UserInputError
 from ..io import read_container, write_container
 from ..workload.hints import HINTS_ATTRIBUTE, model_hints
 from ..zoo import ARCHITECTURE_ATTRIBUTE
@@ -44,6 +47,8 @@ __all__ = ["Loaded", "save", "load", "build_architecture", "architecture_of"]
 
 KIND = "model"
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+#: Factories this process was given by Python code or the command line (never by a file), which a file may name.
+_TRUSTED: set[str] = set()
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,10 +81,23 @@ def architecture_of(reference: str | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_architecture(reference: str | Mapping[str, Any]) -> nn.Module:
-    """A freshly initialised model of the referenced architecture (see :func:`architecture_of`)."""
+    """A freshly initialised model of the referenced architecture (see :func:`architecture_of`).
+
+    The caller names the architecture, so a factory given here may later be named by a file
+    :func:`load` reads in this process (a file alone never makes dnnergy import code).
+    """
+    return _construct(_trust(architecture_of(reference)))
+
+
+def _trust(ref: dict[str, Any]) -> dict[str, Any]:
+    if "factory" in ref:
+        _TRUSTED.add(ref["factory"])
+    return ref
+
+
+def _construct(ref: dict[str, Any]) -> nn.Module:
     from .. import zoo
 
-    ref = architecture_of(reference)
     if "zoo" in ref:
         model = zoo.create_model(ref["zoo"], **ref["kwargs"])
     else:
@@ -123,7 +141,7 @@ def save(path: str | os.PathLike, model: nn.Module, record: Record | None = None
     if reference is None:
         raise UserInputError(f"save: cannot tell how to rebuild a {type(model).__name__}; pass architecture= a zoo name "
                              "or 'package.module:function'")
-    ref = architecture_of(reference)
+    ref = _trust(architecture_of(reference))
     transforms = Transforms.of(model, create=False)
     records, transform_tensors = transforms.state() if transforms is not None else ([], {})
     log = edit_log(model)
@@ -140,18 +158,52 @@ def save(path: str | os.PathLike, model: nn.Module, record: Record | None = None
     return write_container(path, KIND, header, tensors)
 
 
-def load(path: str | os.PathLike) -> Loaded:
+def load(path: str | os.PathLike, *, architecture: str | Mapping[str, Any] | None = None) -> Loaded:
     """Rebuild the model saved by :func:`save` in one call: architecture, edits, weights (strict), hints, transforms.
 
-    Nothing is unpickled. A file of another kind, a damaged file, or weights that do not
-    fit the rebuilt architecture raise :class:`UserInputError` naming the file.
+    Nothing is unpickled, and no code the file names is run: a zoo architecture is looked
+    up in the registry; a ``module:factory`` one is called only if the caller names it,
+    as ``architecture`` (its ``kwargs``, if none are given, are the file's when it names
+    the same factory) or earlier in this process (:func:`save`, :func:`build_architecture`,
+    the command line's MODEL). A file of another kind, a damaged or malformed file, an
+    unnamed factory, or weights that do not fit the rebuilt architecture raise
+    :class:`UserInputError` naming the file.
     """
     container = read_container(path, kind=KIND)
-    header, where = container.header, os.fspath(path)
-    model = build_architecture(header["architecture"])
+    where = os.fspath(path)
+    try:
+        return _rebuild(container.header, container.tensors, where, architecture)
+    except DnnergyError as exc:
+        if where in str(exc):
+            raise
+        raise UserInputError(f"{where}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise UserInputError(f"{where}: malformed {KIND} file ({type(exc).__name__}: {exc})") from None
+
+
+def _architecture(stored: Any, where: str, given: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The reference to build: the caller's (with the file's kwargs if it names the same one), or the file's if safe."""
+    stored = architecture_of(stored)
+    if given is not None:
+        ref = _trust(architecture_of(given))
+        key = "zoo" if "zoo" in ref else "factory"
+        if not ref["kwargs"] and stored.get(key) == ref[key]:
+            ref["kwargs"] = stored["kwargs"]
+        return ref
+    if "factory" in stored and stored["factory"] not in _TRUSTED:
+        raise UserInputError(
+            f"{where}: the model is built by the factory {stored['factory']!r}, which dnnergy does not import or run "
+            f"because a file names it; name it yourself: dnnergy.load({where!r}, architecture={stored['factory']!r})")
+    return stored
+
+
+def _rebuild(header: dict[str, Any], tensors: dict[str, torch.Tensor], where: str,
+             architecture: str | Mapping[str, Any] | None) -> Loaded:
+    ref = _architecture(header["architecture"], where, architecture)
+    model = _construct(ref)
     if header.get("edits"):
         replay(model, EditLog.from_dict(header["edits"]))
-    state = {k.removeprefix("state/"): v for k, v in container.tensors.items() if k.startswith("state/")}
+    state = {k.removeprefix("state/"): v for k, v in tensors.items() if k.startswith("state/")}
     encoded = {r["parameter"] for r in header.get("transforms") or () if getattr(TRANSFORMS.get(r["kind"]), "encodes_values", False)}
     state |= {k: v for k, v in model.state_dict().items() if k in encoded and k not in state}  # their transforms write them
     try:
@@ -165,7 +217,9 @@ def load(path: str | os.PathLike) -> Loaded:
         object.__setattr__(modules[module_path], HINTS_ATTRIBUTE, dict(hints))
     model_hints(model)  # validates them
     if header.get("transforms"):
-        Transforms.load(model, header["transforms"], container.tensors)
+        Transforms.load(model, header["transforms"], tensors)
     record = Record.from_dict(header["record"]) if header.get("record") else None
     shape = tuple(header["input_shape"]) if header.get("input_shape") else None
-    return Loaded(model.eval(), record, architecture_of(header["architecture"]), shape)
+    if shape is not None and not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise UserInputError(f"{where}: input_shape must be positive ints (got {header['input_shape']!r:.80})")
+    return Loaded(model.eval(), record, ref, shape)

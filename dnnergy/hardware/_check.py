@@ -23,7 +23,7 @@ MAX_INT = 2**53
 def check_number(owner: str, field: str, value: object, *, positive: bool = False, maximum: float = MAX_ENERGY) -> float:
     """Return ``value`` as a float after checking it is a finite number in [0, ``maximum``] (> 0 if ``positive``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise HardwareConfigError(f"{owner}: {field} must be a finite number (got {value!r})")
+        raise HardwareConfigError(f"{owner}: {field} must be a finite number (got {value!r:.80})")
     try:
         number = float(value)
     except OverflowError:
@@ -33,14 +33,14 @@ def check_number(owner: str, field: str, value: object, *, positive: bool = Fals
         raise HardwareConfigError(f"{owner}: {field} must be a finite number <= {maximum:g} (got {shown})")
     if number < 0 or (positive and number == 0):
         bound = "> 0" if positive else ">= 0"
-        raise HardwareConfigError(f"{owner}: {field} must be {bound} (got {value!r})")
+        raise HardwareConfigError(f"{owner}: {field} must be {bound} (got {value!r:.80})")
     return number
 
 
 def check_positive_int(owner: str, field: str, value: object, *, maximum: int = MAX_INT) -> int:
     """Return ``value`` after checking it is an int in [1, ``maximum``]."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise HardwareConfigError(f"{owner}: {field} must be a positive int (got {value!r})")
+        raise HardwareConfigError(f"{owner}: {field} must be a positive int (got {value!r:.80})")
     if value > maximum:
         shown = value if value < 10**30 else f"an integer of {len(str(value))} digits"
         raise HardwareConfigError(f"{owner}: {field} must be a positive int <= {maximum} (got {shown})")
@@ -50,5 +50,5 @@ def check_positive_int(owner: str, field: str, value: object, *, maximum: int = 
 def check_name(owner: str, field: str, value: object) -> str:
     """Return ``value`` after checking it is a non-empty string."""
     if not isinstance(value, str) or not value.strip():
-        raise HardwareConfigError(f"{owner}: {field} must be a non-empty string (got {value!r})")
+        raise HardwareConfigError(f"{owner}: {field} must be a non-empty string (got {value!r:.80})")
     return value

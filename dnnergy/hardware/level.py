@@ -58,14 +58,14 @@ class MemoryLevel:
             object.__setattr__(self, "kind", LevelKind(self.kind))
         except ValueError:
             allowed = "|".join(k.value for k in LevelKind)
-            raise HardwareConfigError(f"MemoryLevel {self.name!r}: kind must be one of {allowed} (got {self.kind!r})") from None
+            raise HardwareConfigError(f"MemoryLevel {self.name!r}: kind must be one of {allowed} (got {self.kind!r:.80})") from None
         owner = f"MemoryLevel {self.name!r}"
         object.__setattr__(self, "energy", check_number(owner, "energy", self.energy))
         check_positive_int(owner, "ref_bits", self.ref_bits, maximum=MAX_BITS)
         if self.capacity_bytes is not None:
             check_positive_int(owner, "capacity_bytes", self.capacity_bytes)
         if not isinstance(self.per_pe, bool):
-            raise HardwareConfigError(f"{owner}: per_pe must be true or false (got {self.per_pe!r})")
+            raise HardwareConfigError(f"{owner}: per_pe must be true or false (got {self.per_pe!r:.80})")
         object.__setattr__(self, "storage", check_storage(owner, self.storage))
 
     def format_of(self, datum: Datum | str) -> Any | None:

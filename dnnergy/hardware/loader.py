@@ -75,7 +75,27 @@ def _load_file(path: Path) -> Hardware:
         raise HardwareConfigError(f"{path}: not valid YAML ({err})") from None
     except RecursionError:
         raise HardwareConfigError(f"{path}: not valid hardware YAML (nested too deeply)") from None
+    _check_size(data, path)
     return hardware_from_dict(data, source=str(path))
+
+
+#: Most values (scalars and collections, each alias use counted again) a hardware file may expand to.
+MAX_VALUES = 100_000
+
+
+def _check_size(data: Any, path: Path) -> None:
+    """Refuse a document whose aliases expand it beyond :data:`MAX_VALUES` values ("billion laughs":
+    ten nested anchors of nine aliases are 9**9 values, which any error message showing them would walk)."""
+    stack, seen = [data], 0
+    while stack:
+        seen += 1
+        if seen > MAX_VALUES:
+            raise HardwareConfigError(f"{path}: not valid hardware YAML (its aliases expand to more than {MAX_VALUES:,} values)")
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 #: Byte-order marks and their codecs, longest first (the UTF-32-LE mark starts with the UTF-16-LE one).
@@ -106,6 +126,25 @@ class _StrictLoader(yaml.SafeLoader):
     """
 
     yaml_implicit_resolvers = {key: list(value) for key, value in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    #: Deepest nesting of collections accepted (a hardware file needs 5). PyYAML's scanner slows
+    #: quadratically with ``[[[[...`` depth (1,000 levels: seconds); refusing early keeps it instant.
+    max_depth = 64
+
+    def fetch_flow_collection_start(self, TokenClass: type) -> None:
+        if self.flow_level >= self.max_depth:
+            raise yaml.scanner.ScannerError(None, None, f"nested too deeply (more than {self.max_depth} levels)", self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > self.max_depth:
+                raise yaml.composer.ComposerError(None, None, f"nested too deeply (more than {self.max_depth} levels)",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -166,7 +205,7 @@ def _format(spec: Any, source: str, where: str) -> Any:
         params = dict(spec)
         name = params.pop("format")
     else:
-        raise HardwareConfigError(f"{prefix}: expected a format name or a mapping with 'format' (got {spec!r})")
+        raise HardwareConfigError(f"{prefix}: expected a format name or a mapping with 'format' (got {spec!r:.80})")
     try:
         code = get_code(str(name))
     except UserInputError as err:

@@ -41,7 +41,7 @@ def _action(owner: str, field: str, value: object) -> ZeroAction:
         return ZeroAction(value)
     except ValueError:
         allowed = ", ".join(a.value for a in ZeroAction)
-        raise HardwareConfigError(f"{owner}: {field} must be one of {allowed} (got {value!r})") from None
+        raise HardwareConfigError(f"{owner}: {field} must be one of {allowed} (got {value!r:.80})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +80,11 @@ def check_storage(owner: str, storage: Any) -> tuple[tuple[Datum, Any], ...]:
     try:
         pairs = list(pairs)
     except TypeError:
-        raise HardwareConfigError(f"{owner}: storage must map weight/ifmap/ofmap to formats (got {storage!r})") from None
+        raise HardwareConfigError(f"{owner}: storage must map weight/ifmap/ofmap to formats (got {storage!r:.80})") from None
     checked: dict[Datum, Any] = {}
     for item in pairs:
         if not (isinstance(item, tuple) and len(item) == 2):
-            raise HardwareConfigError(f"{owner}: storage must map weight/ifmap/ofmap to formats (got {storage!r})")
+            raise HardwareConfigError(f"{owner}: storage must map weight/ifmap/ofmap to formats (got {storage!r:.80})")
         key, code = item
         try:
             datum = Datum(key)
@@ -94,6 +94,6 @@ def check_storage(owner: str, storage: Any) -> tuple[tuple[Datum, Any], ...]:
         if datum in checked:
             raise HardwareConfigError(f"{owner}: storage lists {datum.value!r} twice")
         if not isinstance(getattr(code, "name", None), str) or not callable(getattr(code, "coded_bits", None)):
-            raise HardwareConfigError(f"{owner}: storage[{datum.value}] must be a format with name and coded_bits() (got {code!r})")
+            raise HardwareConfigError(f"{owner}: storage[{datum.value}] must be a format with name and coded_bits() (got {code!r:.80})")
         checked[datum] = code
     return tuple(sorted(checked.items(), key=lambda pair: pair[0].value))

@@ -132,7 +132,11 @@ class LatencyTable:
             content = json.loads(self.path.read_text(encoding="utf-8"))
             if content.get("format") != _FORMAT:
                 return {}  # another layout: time again rather than misread
-            return {str(k): float(v) for k, v in content["entries"].items()}
+            entries = {str(k): float(v) for k, v in content["entries"].items()}
+            bad = next((k for k, v in entries.items() if not 0 <= v < float("inf")), None)  # NaN fails both
+            if bad is not None:
+                raise ValueError(f"entry {bad!r:.80} is {entries[bad]} seconds")
+            return entries
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UserInputError(f"{self.path}: not a dnnergy latency table ({exc}); delete it to time the layers again") from None
 

@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..errors import OnnxImportError, UnsupportedOpError, UserInputError
+from ..errors import DnnergyError, OnnxImportError, UnsupportedOpError, UserInputError
 from .layer import Layer, OpKind, fold_bias
 from .ops import Unsupported, get_handler
 from .workload import UnsupportedOp, Workload
@@ -305,6 +305,18 @@ def from_onnx(path: str | Path, *, input_shapes: Any = None, batch: int | None =
     onnx = _import_onnx()
     file = Path(path)
     model = _load(onnx, file)
+    try:
+        return _workload(onnx, file, model, input_shapes, batch, strict)
+    except DnnergyError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+        # a file that parses but contradicts itself (damaged strings, weights whose size is not their
+        # dims, operands whose shapes do not fit): said, naming the file, instead of a stray Python error
+        raise OnnxImportError(f"{file}: inconsistent ONNX model ({type(exc).__name__}: {str(exc)[:300]})") from exc
+
+
+def _workload(onnx: Any, file: Path, model: Any, input_shapes: Any, batch: int | None, strict: bool) -> Workload:
+    """``from_onnx`` after the file is read: the graph's records."""
     _check_opsets(onnx, file, model)
     initialized = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initialized]
@@ -325,5 +337,5 @@ def from_onnx(path: str | Path, *, input_shapes: Any = None, batch: int | None =
         if strict:
             raise UnsupportedOpError([u.op for u in uncounted])
         listing = ", ".join(f"{u.op} x{u.count} ({', '.join(u.modules[:3])})" for u in uncounted)
-        warnings.warn(f"{file.name}: ops not counted: {listing} (see Workload.unsupported)", stacklevel=2)
+        warnings.warn(f"{file.name}: ops not counted: {listing} (see Workload.unsupported)", stacklevel=3)
     return workload
