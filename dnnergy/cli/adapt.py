@@ -2,7 +2,8 @@
 
 Writes the adapted model (``dnnergy.load``-able) to ``--out``, its record to
 ``OUT.json``, the NetAdapt history to ``OUT.history.json`` and a plot of resource and
-accuracy per iteration to ``OUT.png`` (all atomically).
+accuracy per iteration to ``OUT.png`` (all atomically). After each iteration the run is
+checkpointed to ``OUT.checkpoint`` (deleted at the end); ``--resume`` continues a killed run.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def adapt(
     weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict to start from."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of fine-tuning."),
     json_out: bool = typer.Option(False, "--json", help="Print the history as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no notes on stderr (warnings and errors stay)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint (same options; "
+                                                        "one saved after each iteration)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint file (default: OUT.checkpoint; deleted "
+                                                                        "once the outputs are written)."),
 ) -> None:
     """NetAdapt: remove filters and neurons layer by layer until a resource budget is met, then fine-tune."""
     from ..compress import get_method
@@ -43,7 +49,8 @@ def adapt(
     from ..io import atomic_write
     from ._format import console
     from ._paths import check_output, check_plot
-    from .compress import check_energy_options, prepare, progress_display, write_outputs
+    from .compress import check_energy_options, checkpoint_file, finish_checkpoint, interruptible, prepare, progress_display
+    from .compress import write_outputs
 
     parsed = Budget.parse(budget, absolute=absolute)
     check_energy_options(hardware, dataflow)
@@ -54,9 +61,11 @@ def adapt(
     for target in (out, f"{out}.json", f"{out}.history.json"):
         check_output(target, "--out")
     check_plot(f"{out}.png", "--out")
-    with progress_display() as progress:
+    saving = checkpoint_file(out, checkpoint, resume)
+    with interruptible(saving), progress_display(quiet) as progress:
         setup = progress.add_task(f"preparing {model} on {data} (training once if not cached)", total=None)
-        job = prepare(model, data, hardware, dataflow, weights, epochs=epochs, max_accuracy_drop=None, seed=seed)
+        job = prepare(model, data, hardware, dataflow, weights, epochs=epochs, max_accuracy_drop=None, seed=seed,
+                      checkpoint=saving)
         progress.remove_task(setup)
         expected = None if absolute else max(1, math.ceil((1 - parsed.value) / step))
         task = progress.add_task(f"netadapt {budget}", total=expected)
@@ -80,11 +89,12 @@ def adapt(
             console.print(f"{it.index:3d}  {it.layer:<20} -{len(it.indices):<4d} {history.metric} {it.resource:.4g} "
                           f"{history.unit}  accuracy ({history.split}) {it.accuracy:.2%}")
         console.print(result.record.summary)
-    if parsed.metric == "latency":
+    if parsed.metric == "latency" and not quiet:
         check = resource_objective("latency", job.context, latency_batch=latency_batch).check(result.model)
         typer.echo(f"latency table: predicted {check.predicted_s * 1e3:.3f} ms, measured {check.measured_s * 1e3:.3f} ms "
                    f"at batch {latency_batch} (prediction error {check.error:+.0%})", err=True)
     if history.final.get("resource", math.inf) > history.budget:
         typer.echo(f"warning: the budget is not met ({history.stopped})", err=True)
-    for path in written:
+    for path in written if not quiet else ():
         typer.echo(f"wrote {path}", err=True)
+    finish_checkpoint(saving)

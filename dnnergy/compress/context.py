@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -68,6 +69,9 @@ class CompressionContext:
       on the ``select`` split).
     * ``origin``: the model a compression or a chain started from (set by ``compress.run``;
       never modified), e.g. the default teacher of ``distill`` in ``structured,distill``.
+    * ``checkpoint``: a file where a long run (``eap``, ``eliminate``, ``netadapt``, a
+      trade-off sweep) saves its progress after each finished step and resumes from when it
+      exists (:mod:`~dnnergy.compress.checkpoint`); ``None``: no checkpoint.
     """
 
     data: Dataset = field(repr=False)
@@ -81,6 +85,7 @@ class CompressionContext:
     reference_accuracy: float | None = None
     selection_reference: float | None = None
     origin: nn.Module | None = field(default=None, repr=False)
+    checkpoint: str | os.PathLike | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, Dataset):
@@ -95,6 +100,8 @@ class CompressionContext:
             raise UserInputError(f"CompressionContext: energy must be a model -> float objective (got {type(self.energy).__name__})")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise UserInputError(f"CompressionContext: seed must be an int >= 0 (got {self.seed!r})")
+        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
+            raise UserInputError(f"CompressionContext: checkpoint must be a file path or None (got {type(self.checkpoint).__name__})")
         if self.example is not None and (not isinstance(self.example, Tensor) or len(self.example) == 0):
             raise UserInputError("CompressionContext: example must be a non-empty batch of inputs")
 

@@ -28,6 +28,7 @@ this iteration's pruning of the layer, on inputs from the current (partly pruned
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -36,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserInputError
+from .checkpoint import Checkpoint, checkpoint_of, model_tensors, restore_model
 from .context import CompressionContext
 from .contract import Outcome, register_method, require_positive
 from .reconstruct import input_gram, least_squares, set_weight_rows, weight_rows
@@ -181,7 +183,9 @@ def eap(model: nn.Module, context: CompressionContext, *, step: float = 0.2, max
     validation (when the selection split is separate); an iteration that breaks it is undone. Then the
     whole model is fine-tuned, and the iteration repeats (at most ``max_iterations``).
     ``rounds``, ``damping``, ``batch_size``: see :class:`EAPConfig`. ``layers`` limits
-    pruning to some Linear/Conv1d/Conv2d module paths.
+    pruning to some Linear/Conv1d/Conv2d module paths. With ``context.checkpoint`` set, the
+    run is saved after every layer and every iteration and, started again, resumes from
+    there to the same result (:mod:`~dnnergy.compress.checkpoint`).
     """
     energy_fn = context.require("energy", "eap")
     context.require("max_accuracy_drop", "eap")
@@ -190,34 +194,95 @@ def eap(model: nn.Module, context: CompressionContext, *, step: float = 0.2, max
     images = context.calibration(calibration)
     target = context.with_selection_reference(model).selection_floor()  # many accept decisions: the selection split
     allowed = context.max_accuracy_drop if config.layer_drop is None else config.layer_drop
+    run = _Run(checkpoint_of(context, "eap", model, {**dataclasses.asdict(config), "calibration": calibration,
+                                                      "layers": list(layers)}), model)
     masks = Masks(model, reversible=False)
-    steps, orders, accuracy = [], [], context.selection_accuracy(model)
-    for iteration in range(config.max_iterations):
-        saved = snapshot(model)
-        energies = layer_energies(model, energy_fn, names)
-        order = tuple(sorted(names, key=lambda n: -energies[n]))  # stable: ties keep model order
-        orders.append(order)
-        changed = False
-        for name in order:
-            accuracy, trials = _prune_layer(model, name, masks, context, images, config, target, accuracy, allowed, iteration)
-            steps.extend(trials)
-            changed |= any(t.accepted for t in trials)
-        if not changed:
-            break
-        if context.fine_tune(model):
-            accuracy = context.selection_accuracy(model)
-            steps.append(Step(iteration, "", masks.sparsity(), accuracy, accuracy >= target, True))
-        held = accuracy >= target
-        if held and context.selection_split != "val":  # one decision per iteration on validation: the budget itself
-            held = context.within_budget(context.evaluate(model))
-        if not held:  # fine-tuning could not hold the target, or the validation budget broke: undo this iteration
-            rollback(model, saved)
-            accuracy = context.selection_accuracy(model)
-            break
+    if not run.resume():
+        run.accuracy = context.selection_accuracy(model)
+    while not run.done and run.iteration < config.max_iterations:
+        iteration = run.iteration
+        if run.position == 0:  # a new iteration: order the layers by energy
+            energies = layer_energies(model, energy_fn, names)
+            run.begin(tuple(sorted(names, key=lambda n: -energies[n])))  # stable: ties keep model order
+        for name in run.orders[-1][run.position:]:
+            run.accuracy, trials = _prune_layer(model, name, masks, context, images, config, target, run.accuracy,
+                                                allowed, iteration)
+            run.steps.extend(trials)
+            run.changed |= any(t.accepted for t in trials)
+            run.position += 1
+            run.save()
+        run.done = not run.changed
+        if not run.done:
+            run.done = not _fine_tune(model, masks, context, target, run, iteration)
+        run.iteration, run.position = iteration + 1, 0
+        run.save()
+    steps, orders = run.steps, run.orders
     summary = f"{len(orders)} iteration(s), order {' > '.join(orders[0])}" if orders else "nothing to prune"
     layers_now = weight_sparsity(model, names)
     return Outcome(model, summary, steps, {"order": [list(o) for o in orders],
                                            "layers": {r.name: r.sparsity for r in layers_now}})
+
+
+def _fine_tune(model, masks, context, target, run, iteration) -> bool:
+    """The end of an iteration: fine-tune, then check the target (and the budget on validation); undo the
+    iteration when either broke. Returns True when the iteration holds (the next one may start)."""
+    if context.fine_tune(model):
+        run.accuracy = context.selection_accuracy(model)
+        run.steps.append(Step(iteration, "", masks.sparsity(), run.accuracy, run.accuracy >= target, True))
+    held = run.accuracy >= target
+    if held and context.selection_split != "val":  # one decision per iteration on validation: the budget itself
+        held = context.within_budget(context.evaluate(model))
+    if not held:  # fine-tuning could not hold the target, or the validation budget broke: undo this iteration
+        rollback(model, run.saved)
+        run.accuracy = context.selection_accuracy(model)
+    return held
+
+
+class _Run:
+    """EAP's progress as plain data (iteration, layers done in its order, steps, orders, accuracy) and its
+    checkpoint: saved after every layer and every iteration, with the model and the iteration's start."""
+
+    def __init__(self, checkpoint: Checkpoint | None, model: nn.Module):
+        self.checkpoint, self.model = checkpoint, model
+        self.iteration, self.position, self.changed, self.done = 0, 0, False, False
+        self.accuracy: float = math.nan
+        self.steps: list[Step] = []
+        self.orders: list[tuple[str, ...]] = []
+        self.saved = None  # the iteration's start: a Snapshot to roll back to, and its checkpoint form
+        self.start: tuple[list[dict], dict[str, Tensor]] = ([], {})
+
+    def begin(self, order: tuple[str, ...]) -> None:
+        self.orders.append(order)
+        self.changed = False
+        self.saved, self.start = snapshot(self.model), model_tensors(self.model, "start/")
+
+    def resume(self) -> bool:
+        """Load the checkpoint into the model and this run; False when there is none."""
+        progress = self.checkpoint.load() if self.checkpoint is not None else None
+        if progress is None:
+            return False
+        state = progress.state
+        self.iteration, self.position, self.changed, self.done = (state["iteration"], state["position"], state["changed"],
+                                                                  state["done"])
+        self.accuracy = state["accuracy"]
+        self.steps = [Step(**step) for step in state["steps"]]
+        self.orders = [tuple(order) for order in state["orders"]]
+        if self.position:  # inside an iteration: its start is the rollback point
+            self.start = (state["start"], {k: v for k, v in progress.tensors.items() if k.startswith("start/")})
+            restore_model(self.model, self.start[0], progress.tensors, "start/")
+            self.saved = snapshot(self.model)
+        restore_model(self.model, state["model"], progress.tensors, "model/")
+        return True
+
+    def save(self) -> None:
+        if self.checkpoint is None:
+            return
+        records, tensors = model_tensors(self.model, "model/")
+        inside = self.position > 0
+        self.checkpoint.save({"iteration": self.iteration, "position": self.position, "changed": self.changed,
+                              "done": self.done, "accuracy": self.accuracy, "steps": [dataclasses.asdict(s) for s in self.steps],
+                              "orders": self.orders, "model": records, "start": self.start[0] if inside else []},
+                             {**tensors, **(self.start[1] if inside else {})})
 
 
 def _prune_layer(model, name, masks, context, calibration, config, target, accuracy, layer_drop, iteration):

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..compress import CompressionContext, Outcome, Step, register_method
+from ..compress.checkpoint import Checkpoint, checkpoint_of
 from ..compress.contract import require_positive
 from ..compress.eliminate import PlanBuilder, eliminate_plan
 from ..errors import UserInputError
@@ -69,19 +70,32 @@ def elimination_sweep(model: nn.Module, context: CompressionContext, layer: str,
     validation) leaves the context's budget (that point is kept) or at ``p = 1``. One point
     per ``p`` (descending): that accuracy (:func:`decision_accuracy`), energy (the context's objective), ``info`` with the plan and the Eq. 6
     residual. The SVD of ``X`` (the first ``samples`` training images) is computed once.
+    With ``context.checkpoint`` set, the points are saved after each one and a run started
+    again continues after the last (:mod:`~dnnergy.compress.checkpoint`).
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 1:
         raise UserInputError(f"elimination_sweep: step must be a positive int (got {step!r})")
     context = _with_reference(context, model)
+    checkpoint = checkpoint_of(context, "elimination_sweep", model, {"layer": layer, "step": step, "samples": samples})
+    progress = checkpoint.load() if checkpoint is not None else None
+    points = [Point.from_dict(d) for d in progress.state["points"]] if progress else []
+    if progress and progress.state["done"]:
+        return points
     builder = PlanBuilder(model, context.calibration(samples), [layer], samples=samples)
-    points = []
-    for p in range(builder.rank(0), 0, -step):
+    for p in range(builder.rank(0) - step * len(points), 0, -step):  # the points measured before the checkpoint are skipped
         built = builder.build([p])
         point = _point(context, built, {layer: p}, context.selection_accuracy(built), residual=builder.residual([p]))
         points.append(point)
         if decision_accuracy(point) < context.selection_floor():
             break
+        _save(checkpoint, {"points": [pt.to_dict() for pt in points], "done": False})
+    _save(checkpoint, {"points": [pt.to_dict() for pt in points], "done": True})
     return points
+
+
+def _save(checkpoint: Checkpoint | None, state: dict) -> None:
+    if checkpoint is not None:
+        checkpoint.save(state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +146,9 @@ def elimination_search(model: nn.Module, context: CompressionContext, layers: Se
     the budget; the first one past it ends
     the search, as in Algorithm 1. Rebuild the result with ``eliminate_plan(model,
     images, search.plan)``. A round's proposals run on ``executor`` (``"local"``,
-    ``"ray"`` or an object with ``map``; :mod:`~dnnergy.explore.executors`).
+    ``"ray"`` or an object with ``map``; :mod:`~dnnergy.explore.executors`). With
+    ``context.checkpoint`` set, the accepted plans are saved after each round and a run
+    started again continues from them (:mod:`~dnnergy.compress.checkpoint`).
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise UserInputError(f"elimination_search: steps must be a positive int (got {steps!r})")
@@ -145,9 +161,24 @@ def elimination_search(model: nn.Module, context: CompressionContext, layers: Se
     scale = float(reference.square().sum()) or 1.0
     run = as_executor(executor)
     quiet = context if runs_here(executor) else context.replace(progress=None)
-    current = list(sizes)
-    now = _point(context, model, dict(zip(keys, sizes)), context.selection_accuracy(model), distortion=0.0)
-    start, accepted = now, []
+    checkpoint = checkpoint_of(context, "elimination_search", model, {"layers": list(layers), "steps": steps, "samples": samples})
+    progress = checkpoint.load() if checkpoint is not None else None
+    if progress is None:
+        start, accepted = _point(context, model, dict(zip(keys, sizes)), context.selection_accuracy(model), distortion=0.0), []
+    else:
+        start, accepted = Point.from_dict(progress.state["start"]), [Point.from_dict(d) for d in progress.state["accepted"]]
+        if progress.state["done"]:
+            stopped = progress.state["stopped_by"]
+            return Search(start, tuple(accepted), Point.from_dict(stopped) if stopped else None)
+    now = accepted[-1] if accepted else start
+    current = [now.info["plan"][key] for key in keys]
+    builder.keep_only(current)
+
+    def finish(stopped_by: Point | None) -> Search:
+        _save(checkpoint, {"start": start.to_dict(), "accepted": [pt.to_dict() for pt in accepted], "done": True,
+                           "stopped_by": stopped_by.to_dict() if stopped_by else None})
+        return Search(start, tuple(accepted), stopped_by)
+
     while True:
         plans = []
         for i in range(len(keys)):
@@ -159,15 +190,16 @@ def elimination_search(model: nn.Module, context: CompressionContext, layers: Se
         scored = run.map(_Proposal(builder, quiet, reference, scale), plans)
         proposals = [(ps, built, point) for ps, (built, point) in zip(plans, scored)]
         if not proposals:
-            return Search(start, tuple(accepted), None)
+            return finish(None)
         ps, built, trial = max(proposals, key=lambda c: (now.energy - c[2].energy)
                                / max(c[2].info["distortion"] - now.info["distortion"], 1e-12))
         trial = _with_accuracy(context, trial, context.selection_accuracy(built))
         if decision_accuracy(trial) < context.selection_floor():  # as Algorithm 1: stop at the first degradation past the budget
-            return Search(start, tuple(accepted), trial)
+            return finish(trial)
         current, now = ps, trial
         accepted.append(trial)
         builder.keep_only(current)
+        _save(checkpoint, {"start": start.to_dict(), "accepted": [pt.to_dict() for pt in accepted], "done": False})
 
 
 def _hidden_linear(model: nn.Module) -> list[str]:

@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from ..compress import CompressionContext, Event, Outcome, Step, register_method
+from ..compress.checkpoint import Progress, checkpoint_of, model_tensors, restore_model
 from ..compress.importance import norm_importance
 from ..compress.removal import ChannelGroup, ChannelSurgeon
 from ..compress.structured import lowest_channels
@@ -281,7 +282,10 @@ def netadapt_search(model: nn.Module, context: CompressionContext, budget: Budge
     ended with) resumes a run. Raises :class:`UserInputError` when the budget is below the
     smallest network the layers can reach. A run that cannot meet it otherwise (a
     target no layer reaches, ``max_iterations``) says why in ``history.stopped``. Each
-    iteration is reported to the context's ``progress`` as an ``"iterated"`` event.
+    iteration is reported to the context's ``progress`` as an ``"iterated"`` event. With
+    ``context.checkpoint`` set, the history and the adapted model are saved after each
+    iteration; a run started again rebuilds the model from the history (channels removed
+    again, weights loaded) and continues (:mod:`~dnnergy.compress.checkpoint`).
     """
     if not 0 < step < 1 or not 0 < decay <= 1:
         raise UserInputError(f"netadapt: step must be in (0, 1) and decay in (0, 1] (got {step!r}, {decay!r})")
@@ -291,8 +295,17 @@ def netadapt_search(model: nn.Module, context: CompressionContext, budget: Budge
         raise UserInputError(f"netadapt: short_term must be an int >= 0 training images (got {short_term!r})")
     objective = objective or resource_objective(budget.metric, context)
     split = getattr(context, "selection_split", "val")
+    checkpoint = checkpoint_of(context, "netadapt", model, {
+        "budget": dataclasses.asdict(budget), "unit": getattr(objective, "unit", ""), "step": step, "decay": decay,
+        "short_term": short_term, "ignore": list(ignore), "max_iterations": max_iterations})
     model = copy.deepcopy(model).eval()
     inputs = context.examples[:1]
+    progress = checkpoint.load() if checkpoint is not None else None
+    if progress is not None:  # the checkpoint wins over a history given
+        history = History.from_dict(progress.state["history"])
+        model = _replay(model, inputs, history, progress)
+        if progress.state["done"]:
+            return Adaptation(model, history)
     if history is None:
         original = float(objective(model))
         history = History(budget.metric, getattr(objective, "unit", ""), budget.target(original), original,
@@ -338,12 +351,31 @@ def netadapt_search(model: nn.Module, context: CompressionContext, budget: Budge
         iteration = Iteration(index, target, layer.group.root, tuple(layer.indices(n)), float(objective(model)),
                               proposals[best].accuracy, proposals)
         history.iterations.append(iteration)
+        if checkpoint is not None:
+            checkpoint.save(*_state(history, model, done=False))
         context.notify(Event("iterated", f"iteration {index}: {iteration.layer} -{len(iteration.indices)}, {budget.metric} "
                                          f"{iteration.resource:.4g} {history.unit} (budget {history.budget:.4g}), "
                                          f"accuracy {iteration.accuracy:.2%}", accuracy=iteration.accuracy))
     else:
         history.stopped = "budget met"
+    if checkpoint is not None:
+        checkpoint.save(*_state(history, model, done=True))
     return Adaptation(model, history)
+
+
+def _state(history: History, model: nn.Module, *, done: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A checkpoint of the search: the history (plain data) and the adapted model's weights and transforms."""
+    records, tensors = model_tensors(model, "model/")
+    return {"history": history.to_dict(), "model": records, "done": done}, tensors
+
+
+def _replay(model: nn.Module, inputs: Any, history: History, progress: Progress) -> nn.Module:
+    """``model`` with every iteration's channels of ``history`` removed again, then the checkpoint's weights loaded."""
+    for iteration in history.iterations:
+        surgeon = ChannelSurgeon(model, inputs)
+        surgeon.remove(iteration.layer, list(iteration.indices))
+        model = surgeon.model
+    return restore_model(model, progress.state["model"], progress.tensors, "model/").eval()
 
 
 def _check(*, metric: str, budget: float, absolute: bool, step: float, decay: float, short_term: int,
