@@ -16,7 +16,7 @@ from ..errors import UserInputError as UserError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Where a neural network spends its energy, and how to make it spend less.")
 
 MODEL_HELP = "A zoo name (see `dnnergy zoo`), an ONNX file, or module.path:factory."
@@ -88,7 +88,6 @@ def estimate(
     """Energy per layer, split into computation and data movement per level and data type."""
     from .. import energy as energy_pkg
     from ..report import energy_table, plot_breakdown, share_lines
-    from ._format import console, render
     from ._resolve import load_model, load_workload, parse_shape
     from ._paths import check_plot
     from .estimate import parse_bits, profile_input
@@ -111,6 +110,8 @@ def estimate(
     elif csv_out:
         typer.echo(report.to_csv(), nl=False)
     else:
+        from ._format import console, render  # rich only for tables
+
         console.print(render(energy_table(report, per=workload.batch)))
         for line in share_lines(report):
             console.print(line)
@@ -139,6 +140,10 @@ def compress(
     out: Optional[str] = typer.Option(None, "--out", help="Save the compressed model here (reload with dnnergy.load; "
                                                           "summary/estimate read it) and its record as FILE.json."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no notes on stderr (warnings and errors stay)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint (same options; "
+                                                        "one saved after each finished step)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint file of eap, eliminate and netadapt (default: OUT.checkpoint with --out; deleted on success)."),
 ) -> None:
     """Compress a trained model within an accuracy budget and report the energy it saves.
 
@@ -150,7 +155,7 @@ def compress(
     from ._format import console, render
     from ._params import method_options
     from ._paths import check_output
-    from .compress import check_energy_options, watched_job, write_outputs
+    from .compress import check_energy_options, checkpoint_file, finish_checkpoint, interruptible, watched_job, write_outputs
 
     check_energy_options(hardware, dataflow)
     chain = parse_chain(method)
@@ -158,9 +163,10 @@ def compress(
     check_params(chain, params)  # bad values fail here, before a model is loaded or trained
     for target in (out, f"{out}.json") if out else ():
         check_output(target, "--out")
+    saving = checkpoint_file(out, checkpoint, resume, method)
     options = dict(data=data, hardware=hardware, dataflow=dataflow, weights=weights, epochs=epochs,
-                   max_accuracy_drop=max_accuracy_drop / 100, seed=seed)
-    with watched_job(model, f"{method} on {model}", **options) as job:
+                   max_accuracy_drop=max_accuracy_drop / 100, seed=seed, checkpoint=saving)
+    with interruptible(saving), watched_job(model, f"{method} on {model}", quiet=quiet, **options) as job:
         result = run(job.model, chain, job.context, **params)
     if json_out:
         typer.echo(result.record.to_json())
@@ -172,7 +178,9 @@ def compress(
         typer.echo(f"warning: {line}", err=True)
     if out:
         for path in write_outputs(out, job, result):
-            typer.echo(f"wrote {path}", err=True)
+            if not quiet:
+                typer.echo(f"wrote {path}", err=True)
+    finish_checkpoint(saving)
 
 
 @app.command(context_settings=_EXTRA)
@@ -188,6 +196,10 @@ def tradeoff(
     epochs: int = typer.Option(0, "--epochs", min=0, help="Fine-tuning epochs per point (0: none)."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Write accuracy vs energy with the Pareto front (PNG)."),
     json_out: bool = typer.Option(False, "--json", help="Print the points as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no notes on stderr (warnings and errors stay)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint (same options; "
+                                                        "one saved after each finished step)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint file, saved after each point (default: PLOT.checkpoint with --plot; deleted on success)."),
 ) -> None:
     """Sweep a method's strength: energy, accuracy, weights, MACs, CPU latency per point, and the Pareto front."""
     import json
@@ -195,11 +207,13 @@ def tradeoff(
     from ..compress import get_method
     from ..explore import pareto_front
     from ..explore import tradeoff as sweep
-    from ..report import plot_tradeoff, points_table
+    from ..report import points_table
+    from ..report.plots import plot_sweep
     from ._format import console, render
     from ._params import convert, method_options
     from ._paths import check_plot
-    from .compress import check_energy_options, watched_job
+    from ._progress import stepping
+    from .compress import check_energy_options, checkpoint_file, finish_checkpoint, interruptible, watched_job
 
     if plot:
         check_plot(plot)
@@ -214,19 +228,21 @@ def tradeoff(
         raise UserError(f"--strengths takes comma-separated values of {spec.strength} (got {strengths!r})")
     for value in values:  # bad values fail here, before a model is loaded or trained
         spec.check({**params, spec.strength: value})
-    options = dict(data=data, hardware=hardware, dataflow=dataflow, weights=weights, epochs=epochs, max_accuracy_drop=None)
-    with watched_job(model, f"sweeping {method}", **options) as job:
-        points = sweep(job.model, job.context, method, values, params=params)
+    saving = checkpoint_file(plot, checkpoint, resume)
+    options = dict(data=data, hardware=hardware, dataflow=dataflow, weights=weights, epochs=epochs, max_accuracy_drop=None,
+                   checkpoint=saving)
+    with interruptible(saving), watched_job(model, f"sweeping {method}", steps=len(values), quiet=quiet, **options) as job:
+        points = sweep(job.model, job.context, method, values, params=params, executor=stepping(job.context))
     front = pareto_front(points)
-    unit = points[0].energy_unit
     if json_out:
         typer.echo(json.dumps({"points": [p.to_dict() for p in points], "pareto": [p.strength for p in front]}, indent=1))
     else:
         console.print(render(points_table(points, f"{model} / {method} ({spec.strength}) on {hardware}; * = Pareto front", front)))
     if plot:
-        path = plot_tradeoff({method: [(p.energy, p.accuracy) for p in points]}, plot, xlabel=f"energy per image ({unit})",
-                             front=[(p.energy, p.accuracy) for p in front])
-        typer.echo(f"wrote {path}", err=True)
+        path = plot_sweep(points, plot, f"{model}: {method} ({spec.strength}) on {data}, {hardware} ({dataflow})", front)
+        if not quiet:
+            typer.echo(f"wrote {path}", err=True)
+    finish_checkpoint(saving)
 
 
 @app.command()
@@ -253,16 +269,22 @@ def zoo() -> None:
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no notes on stderr (warnings and errors stay)."),
+) -> None:
     """Run the main job end to end on built-in defaults (no downloads)."""
     from .demo import run_demo
 
-    run_demo()
+    run_demo(quiet=quiet)
 
 
 from .adapt import adapt as _adapt  # noqa: E402  (its own module: NetAdapt's options and outputs)
 
 app.command(name="adapt")(_adapt)
+
+from .report import report as _report  # noqa: E402  (its own module: the HTML report's options)
+
+app.command(name="report")(_report)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -108,6 +108,18 @@ class Record:
 
             object.__setattr__(self, "version", __version__)
 
+    def __str__(self) -> str:
+        """A compact text table (:func:`dnnergy.report.display.text`)."""
+        from ..report.display import text
+
+        return text(self)
+
+    def _repr_html_(self) -> str:
+        """The full HTML table, for Jupyter (:func:`dnnergy.report.display.html`)."""
+        from ..report.display import html
+
+        return html(self)
+
     # -- derived views ------------------------------------------------------------------
     @property
     def energy_reduction(self) -> float | None:

@@ -302,4 +302,5 @@ def estimate(
         mappings=mappings,
         excluded=tuple(excluded),
         levels=tuple(level.name for level in hw.levels),
+        batch=workload.batch,
     )

@@ -52,8 +52,9 @@ class EnergyReport:
     one); ``excluded`` the layers left out (non-MAC layers with ``non_mac="exclude"``);
     ``mac_energy`` the energy of one reference MAC, used by :meth:`normalized`;
     ``levels`` the hardware's memory-level names, outermost (DRAM) first, so tables and
-    plots can order level columns as the hardware does. Reports add (``a + b``) only when
-    their units agree.
+    plots can order level columns as the hardware does; ``batch`` the images of the pass
+    (the workload's batch), so :attr:`total` is per batch and :attr:`per_image` per image.
+    Reports add (``a + b``) only when their units and batches agree.
     """
 
     records: tuple[EnergyRecord, ...]
@@ -65,12 +66,15 @@ class EnergyReport:
     mappings: Mapping[str, Mapping[str, Any]] | None = None
     excluded: tuple[str, ...] = ()
     levels: tuple[str, ...] = ()
+    batch: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.unit, str) or not self.unit:
             raise UserInputError(f"EnergyReport: unit must be a non-empty str (got {self.unit!r})")
         if not self.mac_energy > 0:
             raise UserInputError(f"EnergyReport: mac_energy must be > 0 (got {self.mac_energy!r})")
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise UserInputError(f"EnergyReport: batch must be a positive int, the images of the pass (got {self.batch!r})")
         object.__setattr__(self, "records", tuple(self.records))
         object.__setattr__(self, "mappings", dict(self.mappings or {}))
         object.__setattr__(self, "levels", tuple(self.levels))
@@ -78,8 +82,14 @@ class EnergyReport:
     # -- totals and views --------------------------------------------------------
     @property
     def total(self) -> float:
-        """Total energy, in ``unit``."""
+        """Total energy of the whole pass (all :attr:`batch` images), in ``unit``."""
         return sum(r.energy for r in self.records)
+
+    @property
+    def per_image(self) -> float:
+        """Total energy per image: :attr:`total` / :attr:`batch`, in ``unit``. Example: a report of a batch of 8
+        totalling 4.8e10 MAC-normalized has ``per_image == 6e9``."""
+        return self.total / self.batch
 
     @property
     def macs(self) -> float:
@@ -118,13 +128,28 @@ class EnergyReport:
             EnergyRecord(r.layer, r.kind, r.datum, r.level, r.accesses, r.bits, r.energy * scale) for r in self.records
         )
         return EnergyReport(records, "MAC-normalized", self.hardware, self.dataflow, self.workload, 1.0, self.mappings,
-                            self.excluded, self.levels)
+                            self.excluded, self.levels, self.batch)
+
+    def __str__(self) -> str:
+        """A compact text table (:func:`dnnergy.report.display.text`)."""
+        from ..report.display import text
+
+        return text(self)
+
+    def _repr_html_(self) -> str:
+        """The full HTML table, for Jupyter (:func:`dnnergy.report.display.html`)."""
+        from ..report.display import html
+
+        return html(self)
 
     def __add__(self, other: "EnergyReport") -> "EnergyReport":
         if not isinstance(other, EnergyReport):
             return NotImplemented
         if other.unit != self.unit:
             raise UserInputError(f"EnergyReport: cannot add reports in {self.unit!r} and {other.unit!r}; normalize one first")
+        if other.batch != self.batch:
+            raise UserInputError(f"EnergyReport: cannot add reports of batches {self.batch} and {other.batch}; "
+                                 "estimate both at one batch size")
         names = [n for n in (self.workload, other.workload) if n]
         return EnergyReport(
             self.records + other.records,
@@ -136,6 +161,7 @@ class EnergyReport:
             {**self.mappings, **other.mappings},
             self.excluded + other.excluded,
             self.levels + tuple(name for name in other.levels if name not in self.levels),
+            self.batch,
         )
 
     # -- export -------------------------------------------------------------------
@@ -155,6 +181,8 @@ class EnergyReport:
             "dataflow": self.dataflow,
             "unit": self.unit,
             "total": self.total,
+            "batch": self.batch,
+            "per_image": self.per_image,
             "by_level": self.by_level(),
             "by_datum": self.by_datum(),
             "by_layer": self.by_layer(),

@@ -22,11 +22,27 @@ from typing import Any, Mapping, Sequence
 from torch import nn
 
 from ..compress import CompressionContext, get_method
+from ..compress.checkpoint import Checkpoint, checkpoint_of
 from ..errors import UserInputError
 from ..metrics import Point, model_latency
 from .executors import LocalExecutor, as_executor, runs_here
 
-__all__ = ["LocalExecutor", "tradeoff", "layer_curves", "best_layer"]
+__all__ = ["LocalExecutor", "Sweep", "tradeoff", "layer_curves", "best_layer"]
+
+
+class Sweep(list):
+    """The points of a sweep: a plain ``list`` of :class:`Point` that prints as a table with its Pareto front marked
+    (``str()``: text; ``_repr_html_``: HTML for Jupyter; :mod:`dnnergy.report.display`)."""
+
+    def __str__(self) -> str:
+        from ..report.display import text
+
+        return text(self)
+
+    def _repr_html_(self) -> str:
+        from ..report.display import html
+
+        return html(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +78,33 @@ def _tasks(model: nn.Module, context: CompressionContext, method: str, strengths
     values = [float(s) for s in strengths]
     if not values:
         raise UserInputError("tradeoff: strengths must list at least one value, e.g. (0.0, 0.5, 0.9)")
-    free = context.replace(max_accuracy_drop=None, reference_accuracy=None)
+    free = context.replace(max_accuracy_drop=None, reference_accuracy=None, checkpoint=None)  # the sweep checkpoints, not its tasks
     if not runs_here(executor):  # tasks may cross processes: a progress display stays in this one
         free = free.replace(progress=None)
     before = free.measure(model, label="before")
     return [_Task(model, free, method, dict(params or {}), s, layer, before, latency) for layer in layers for s in values]
+
+
+def _identity(tasks: Sequence[_Task]) -> dict[str, Any]:
+    """What a sweep's checkpoint is tied to besides the model and the context: the method, its parameters, the tasks."""
+    first = tasks[0]
+    return {"method": first.method, "params": dict(first.params), "latency": first.latency,
+            "tasks": [[task.layer, task.strength] for task in tasks]}
+
+
+def _sweep(tasks: Sequence[_Task], executor: Any, checkpoint: Checkpoint | None) -> list[Point]:
+    """Run ``tasks`` on ``executor``; with a ``checkpoint``, skip the points it holds and save after every finished one
+    (an executor with ``workers`` runs that many at a time between saves)."""
+    run = as_executor(executor)
+    if checkpoint is None:
+        return list(run.map(_run, tasks))
+    progress = checkpoint.load()
+    points = [Point.from_dict(d) for d in progress.state["points"]] if progress else []
+    chunk = max(1, getattr(run, "workers", 1))
+    for start in range(len(points), len(tasks), chunk):
+        points.extend(run.map(_run, tasks[start:start + chunk]))
+        checkpoint.save({"points": [p.to_dict() for p in points]})
+    return points
 
 
 def tradeoff(model: nn.Module, context: CompressionContext, method: str, strengths: Sequence[float], *,
@@ -80,10 +118,12 @@ def tradeoff(model: nn.Module, context: CompressionContext, method: str, strengt
     CPU seconds. ``executor`` is ``"local"`` (default: :class:`LocalExecutor`, serial, which
     keeps the context's progress callback), ``"ray"`` or any object with ``map(fn, tasks)``
     (:mod:`~dnnergy.explore.executors`); tasks that may leave this process go without the
-    progress callback, so they pickle. The input model is not changed.
+    progress callback, so they pickle. The input model is not changed. With
+    ``context.checkpoint`` set, the points are saved as they finish (a process pool's
+    ``workers`` at a time) and a sweep started again skips the ones saved.
     """
     tasks = _tasks(model, context, method, strengths, [""], params, latency, executor)
-    return list(as_executor(executor).map(_run, tasks))
+    return Sweep(_sweep(tasks, executor, checkpoint_of(context, "tradeoff", model, _identity(tasks))))
 
 
 def layer_curves(model: nn.Module, context: CompressionContext, method: str, strengths: Sequence[float], *,
@@ -97,7 +137,7 @@ def layer_curves(model: nn.Module, context: CompressionContext, method: str, str
     if not layers:
         raise UserInputError("layer_curves: name at least one layer (module path such as 'fc1')")
     tasks = _tasks(model, context, method, strengths, list(layers), params, latency, executor)
-    points = list(as_executor(executor).map(_run, tasks))
+    points = _sweep(tasks, executor, checkpoint_of(context, "layer_curves", model, _identity(tasks)))
     per = len(points) // len(layers)
     return {layer: points[i * per:(i + 1) * per] for i, layer in enumerate(layers)}
 

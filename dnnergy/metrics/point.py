@@ -81,6 +81,18 @@ class Point:
             raise ValueError(f"Point: info must be plain JSON data ({exc})") from None
         object.__setattr__(self, "info", dict(self.info))
 
+    def __str__(self) -> str:
+        """A compact text table (:func:`dnnergy.report.display.text`)."""
+        from ..report.display import text
+
+        return text(self)
+
+    def _repr_html_(self) -> str:
+        """The full HTML table, for Jupyter (:func:`dnnergy.report.display.html`)."""
+        from ..report.display import html
+
+        return html(self)
+
     @property
     def accuracy(self) -> float | None:
         """The validation accuracy: what searches and budgets decide on."""

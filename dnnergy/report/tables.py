@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..compress import Record
 
 __all__ = ["Cell", "Table", "summary_table", "energy_table", "zoo_table", "record_table", "points_table",
-           "unsupported_lines", "share_lines", "budget_lines"]
+           "unsupported_lines", "share_lines", "budget_lines", "unit_note"]
 
 #: One table cell: text, a number in its column's unit, or None (empty).
 Cell = str | int | float | None
@@ -46,12 +46,14 @@ def _cells(cells: object, width: int, where: str) -> tuple[Cell, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """A titled table of plain values: header ``columns``, ``rows`` of cells and an optional ``footer`` of totals.
+    """A titled table of plain values: header ``columns``, ``rows`` of cells, an optional ``footer`` of totals and ``notes``.
 
     Cells are str, int, float or None (empty). A column's unit is the header's trailing
     ``" (unit)"`` (``"energy (pJ)"``, ``"share (%)"``, read back by :attr:`units`); count
     columns are named after what they count (``"MACs"``, ``"params"``) and need none. The
-    footer is not a row: records, frames and CSV hold the rows only. Example:
+    footer is not a row: records, frames and CSV hold the rows only. ``notes`` are lines
+    a reader needs under the table (what the columns and units mean, per image or per
+    batch). Example:
     ``Table("fc", ("layer", "MACs"), [("fc1", 784 * 300)]).to_records() == [{"layer": "fc1", "MACs": 235200}]``.
     """
 
@@ -59,6 +61,7 @@ class Table:
     columns: tuple[str, ...]
     rows: tuple[tuple[Cell, ...], ...]
     footer: tuple[Cell, ...] | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.title, str):
@@ -70,6 +73,10 @@ class Table:
         object.__setattr__(self, "rows", tuple(_cells(row, len(columns), f"{self.title!r} row {i}") for i, row in enumerate(self.rows)))
         if self.footer is not None:
             object.__setattr__(self, "footer", _cells(self.footer, len(columns), f"{self.title!r} footer"))
+        notes = (self.notes,) if isinstance(self.notes, str) else tuple(self.notes)
+        if not all(isinstance(note, str) for note in notes):
+            raise ValueError(f"Table {self.title!r}: notes must be strings (got {self.notes!r})")
+        object.__setattr__(self, "notes", notes)
 
     @property
     def units(self) -> tuple[str, ...]:
@@ -95,10 +102,10 @@ class Table:
         return buffer.getvalue()
 
     def to_json(self) -> str:
-        """JSON text: ``title``, ``columns``, ``units``, ``rows`` (the records) and ``footer`` (a record or null)."""
+        """JSON text: ``title``, ``columns``, ``units``, ``rows`` (the records), ``footer`` (a record or null) and ``notes``."""
         footer = dict(zip(self.columns, self.footer)) if self.footer is not None else None
         return json.dumps({"title": self.title, "columns": list(self.columns), "units": list(self.units),
-                           "rows": self.to_records(), "footer": footer}, indent=1)
+                           "rows": self.to_records(), "footer": footer, "notes": list(self.notes)}, indent=1)
 
 
 def _shape(layer: Layer) -> tuple[str, str, str]:
@@ -126,7 +133,12 @@ def summary_table(workload: Workload) -> Table:
               totals["params"], totals["ifmap"], totals["ofmap"])
     shapes = ", ".join(str(shape) for shape in workload.input_shapes)
     columns = ("layer", "kind", "in CxHxW", "out MxExF", "kernel", "MACs", "ops", "params", "ifmap", "ofmap")
-    return Table(f"{workload.name}  input {shapes}", columns, rows, footer)
+    batch = workload.batch
+    notes = (f"Counts for {'one image (batch 1)' if batch == 1 else f'the whole batch of {batch} images'}: MACs = "
+             "multiply-accumulates; ops = other operations (pooling, activations, element-wise, norms); params = learned "
+             "weights and biases; ifmap / ofmap = elements of the input / output feature maps (activations) a layer reads "
+             "/ writes. in CxHxW = channels x height x width; kernel RxS, /s stride, g groups.",)
+    return Table(f"{workload.name}  input {shapes}", columns, rows, footer, notes)
 
 
 def energy_table(report: EnergyReport, per: int = 1) -> Table:
@@ -151,7 +163,34 @@ def energy_table(report: EnergyReport, per: int = 1) -> Table:
     unit = report.unit
     columns = ("layer", "kind", *(f"{d} ({unit})" for d in datums), *(f"@{lv} ({unit})" for lv in levels), f"total ({unit})", "share (%)")
     title = f"{report.workload}: energy{' per image' if per > 1 else ''} on {report.hardware} ({report.dataflow})"
-    return Table(title, columns, rows, footer)
+    return Table(title, columns, rows, footer, _energy_notes(report, per, levels))
+
+
+def _energy_notes(report: EnergyReport, per: int, levels: Sequence[str]) -> tuple[str, ...]:
+    """What an energy table's numbers are: per image or per batch, the unit, the data-type and level columns."""
+    batch = getattr(report, "batch", per)
+    if per > 1:
+        scope = f"Energy per image: the batch of {per} images' energy / {per} (data fetched once per batch is shared)."
+    elif batch > 1:
+        scope = f"Energy per batch of {batch} images (not per image)."
+    else:
+        scope = "Energy per image (batch 1)."
+    meanings = {"MAC": "multiply-accumulates", "ALU": "other ops (pooling, activations, element-wise)",
+                "DRAM": "off-chip memory", "RF": "each PE's register file"}
+    where = ", ".join(f"@{lv} = {meanings[lv]}" for lv in levels if lv in meanings)
+    return (f"{scope} {unit_note(report.unit)}",
+            "compute = arithmetic; ifmap / weight / ofmap = moving input feature maps, weights, output feature maps "
+            f"(with partial sums); @level = energy spent at that level (memories outermost first): {where}.")
+
+
+def unit_note(unit: str) -> str:
+    """One sentence saying what energies in ``unit`` are, e.g. ``unit_note("MAC-normalized")`` starts
+    ``"MAC-normalized = energy in units of one MAC"``."""
+    if unit == "MAC-normalized":
+        return "MAC-normalized = energy in units of one MAC (one multiply-accumulate of the hardware's word costs 1)."
+    if unit == "pJ":
+        return "Energies in joules with SI prefixes (uJ = 1e-6 J, mJ = 1e-3 J), from the hardware's costs in pJ."
+    return f"Energies in {unit}." if unit and unit != "none" else "No energy objective: energies are not estimated."
 
 
 def zoo_table() -> Table:
@@ -168,16 +207,19 @@ def zoo_table() -> Table:
         published = info.published
         rows.append((name, "x".join(map(str, info.input_shape)), published.get("macs"),
                      published.get("params", published.get("weights")), info.description))
-    return Table("dnnergy zoo", ("model", "input", "published MACs", "published params", "description"), rows)
+    return Table("dnnergy zoo", ("model", "input", "published MACs", "published params", "description"), rows,
+                 notes=("input: the example batch (N x C x H x W); published: the figures of the model's paper or reference "
+                        "implementation, for one image (`dnnergy summary MODEL` counts them from the traced model).",))
 
 
 def unsupported_lines(workload: Workload) -> list[str]:
-    """One line per op that was not counted (with its share of all MACs), and one counting the free ops.
+    """One line per op that was not counted (with its share of all MACs), one counting the free ops,
+    and one saying why the trace ran a real forward pass when its shapes-only pass fell back.
 
     Example: a model with three views/reshapes and nothing unsupported gives
     ``["free ops (views, reshapes, tensor creation): 3"]``.
     """
-    lines = []
+    lines = [f"traced with a real forward pass: {workload.trace_note}"] if workload.trace_note else []
     shares = workload.unsupported_share()
     for op in workload.unsupported:
         share = shares[op.op]
@@ -226,7 +268,16 @@ def record_table(record: "Record") -> Table:
     rows = [("before", *_point_cells(record.before))] + [(stage.method, *_point_cells(stage.after)) for stage in stages]
     columns = ("model", "val accuracy (%)", "val SE (%)", "test accuracy (%)", "test SE (%)", f"energy ({unit or 'none'})",
                "weights", "non-zero weights", "MACs", "bytes")
-    return Table(f"{record.method}: {record.summary}", columns, rows)
+    return Table(f"{record.method}: {record.summary}", columns, rows, notes=(_ACCURACY_NOTE, _per_image_note(unit)))
+
+
+#: What the two accuracy columns of record and trade-off tables are.
+_ACCURACY_NOTE = ("val = validation split: the accuracy budget and every choice of a method are measured on it; test = "
+                  "held-out split, only reported. SE = binomial standard error, in points.")
+
+
+def _per_image_note(unit: str, latency: bool = False) -> str:
+    return f"{'Energy, MACs and latency' if latency else 'Energy and MACs'} per image (batch 1). {unit_note(unit)}"
 
 
 def _point_cells(point: Point) -> tuple[Cell, ...]:
@@ -237,19 +288,23 @@ def _point_cells(point: Point) -> tuple[Cell, ...]:
 
 def points_table(points: Sequence[Point], title: str, front: Sequence[Point] = ()) -> Table:
     """One row per trade-off point: strength, Pareto-front mark, accuracies (%), energy, non-zero weights and MACs,
-    batch-1 latency (ms) and bytes. ``front`` marks the points on the Pareto front with ``*``.
+    batch-1 latency (ms; the column is left out when no point was timed) and bytes. ``front`` marks the points on the
+    Pareto front with ``*``.
 
     Example: the points of ``tradeoff(model, context, "magnitude", [0, 0.9])`` give two rows
     whose strengths are 0.0 and 0.9.
     """
     unit = next((p.energy_unit for p in points if p.energy_unit), "none")
     marked = {id(p) for p in front}
+    timed = any(p.latency_s is not None for p in points)
     rows = [(p.label or "-", p.strength, "*" if id(p) in marked else "", _percent(p.val_accuracy), _percent(p.test_accuracy),
-             p.energy, p.nonzero_weights, p.nonzero_macs, None if p.latency_s is None else 1e3 * p.latency_s, p.model_bytes)
+             p.energy, p.nonzero_weights, p.nonzero_macs, *([None if p.latency_s is None else 1e3 * p.latency_s] if timed else []),
+             p.model_bytes)
             for p in points]
     columns = ("method", "strength", "front", "val accuracy (%)", "test accuracy (%)", f"energy ({unit})",
-               "non-zero weights", "non-zero MACs", "latency (ms)", "bytes")
-    return Table(title, columns, rows)
+               "non-zero weights", "non-zero MACs", *(("latency (ms)",) if timed else ()), "bytes")
+    latency = " latency = median batch-1 forward pass on this CPU." if timed else ""
+    return Table(title, columns, rows, notes=(_ACCURACY_NOTE, _per_image_note(unit, timed) + latency))
 
 
 def budget_lines(record: "Record") -> list[str]:

@@ -8,8 +8,10 @@ from dnnergy.cli import main
 
 
 @pytest.fixture()
-def cli(capsys):
-    """``cli("summary", "lenet5")`` -> ``(exit status, stdout, stderr)``."""
+def cli(capsys, monkeypatch):
+    """``cli("summary", "lenet5")`` -> ``(exit status, stdout, stderr)``, printed as into a pipe
+    (no ``$COLUMNS``: pytest-xdist's workers set it to 80)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
 
     def run(*argv: str) -> tuple[int, str, str]:
         try:
