@@ -30,9 +30,22 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _trust_architecture(reference: Optional[str]) -> None:
+    if reference:
+        from ..compress.artifact import trust_factory
+        from ._resolve import importable_from_cwd
+
+        trust_factory(reference)
+        importable_from_cwd()
+
+
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    architecture: Optional[str] = typer.Option(
+        None, "--architecture", callback=_trust_architecture, metavar="module.path:factory",
+        help="Allow saved .dnnergy models built by this factory to be rebuilt (it runs your code; a file alone "
+             "never makes dnnergy import code)."),
 ) -> None:
     """Where a neural network spends its energy, and how to make it spend less."""
 

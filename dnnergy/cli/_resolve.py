@@ -100,7 +100,7 @@ def _build(spec: str, input_shape: Sequence[int] | None) -> Resolved:
         from ..compress.artifact import build_architecture
 
         module_name, attr = spec.split(":")
-        _importable_from_cwd()
+        importable_from_cwd()
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -117,7 +117,7 @@ def _build(spec: str, input_shape: Sequence[int] | None) -> Resolved:
     return Resolved(model, shape, spec)
 
 
-def _importable_from_cwd() -> None:
+def importable_from_cwd() -> None:
     """Put the current directory on ``sys.path``, as ``python -m`` does, so ``mypkg.models:build`` typed in
     the folder holding ``mypkg`` imports (only for MODEL arguments, never for references read from files)."""
     import os

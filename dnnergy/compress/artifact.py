@@ -43,7 +43,7 @@ from .edits import EditLog, edit_log, replay
 from .record import Record
 from .transforms import TRANSFORMS, Transforms
 
-__all__ = ["Loaded", "save", "load", "build_architecture", "architecture_of"]
+__all__ = ["Loaded", "save", "load", "build_architecture", "architecture_of", "trust_factory"]
 
 KIND = "model"
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -87,6 +87,12 @@ def build_architecture(reference: str | Mapping[str, Any]) -> nn.Module:
     :func:`load` reads in this process (a file alone never makes dnnergy import code).
     """
     return _construct(_trust(architecture_of(reference)))
+
+
+def trust_factory(reference: str) -> None:
+    """Let files read later in this process name the ``"package.module:function"`` factory ``reference``
+    (the caller names it, e.g. the command line's ``--architecture``); nothing is imported here."""
+    _trust(architecture_of(reference) if _FACTORY.match(reference) else architecture_of({"factory": reference}))
 
 
 def _trust(ref: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +199,8 @@ def _architecture(stored: Any, where: str, given: str | Mapping[str, Any] | None
     if "factory" in stored and stored["factory"] not in _TRUSTED:
         raise UserInputError(
             f"{where}: the model is built by the factory {stored['factory']!r}, which dnnergy does not import or run "
-            f"because a file names it; name it yourself: dnnergy.load({where!r}, architecture={stored['factory']!r})")
+            f"because a file names it; name it yourself: dnnergy.load({where!r}, architecture={stored['factory']!r}), "
+            f"or on the command line `dnnergy --architecture {stored['factory']} COMMAND ...`")
     return stored
 
 
