@@ -1,4 +1,4 @@
-"""The ``dnnergy`` command: summary, zoo, estimate, methods, compress, tradeoff, demo.
+"""The ``dnnergy`` command: summary, zoo, estimate, methods, compress, tradeoff, adapt, report, demo.
 
 User errors (a bad shape, an unknown model, a missing file) print one line
 ``error: ...`` on stderr and exit with status 2, without a traceback.
@@ -30,6 +30,33 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+#: Examples under each command's --help.
+_EXAMPLES = {
+    "summary": ["dnnergy summary resnet50", "dnnergy summary model.onnx --json",
+                "dnnergy summary mypkg.models:build --input-shape 1,3,32,32"],
+    "estimate": ["dnnergy estimate alexnet", "dnnergy estimate alexnet --hardware horowitz45 --dataflow weights_once",
+                 "dnnergy estimate lenet5 --profile mnist --bits 8,8 --zero-mode skip --plot lenet5.png"],
+    "compress": ["dnnergy compress lenet300 --method magnitude --sparsity 0.5,0.8,0.9 --out small.dnnergy",
+                 "dnnergy compress lenet5 --data fashion-mnist --method eap --out eap.dnnergy",
+                 "dnnergy compress lenet5 --data fashion-mnist --method eap --out eap.dnnergy --resume   (after Ctrl-C)",
+                 "dnnergy compress lenet300 --method magnitude,quantize --sparsity 0.9 --scheme uniform --bits 4 --qat"],
+    "tradeoff": ["dnnergy tradeoff lenet300 --method magnitude --strengths 0,0.5,0.9 --plot curve.png",
+                 "dnnergy tradeoff lenet5 --method structured --strengths 0.25,0.5 --json > sweep.json"],
+    "methods": ["dnnergy methods", "dnnergy methods 'q*'"],
+    "zoo": ["dnnergy zoo"],
+    "demo": ["dnnergy demo", "dnnergy demo --quiet"],
+    "adapt": ["dnnergy adapt lenet5 --budget energy=0.5 --out lenet5-small.dnnergy",
+              "dnnergy adapt lenet300 --budget latency=0.7 --out fast.dnnergy"],
+    "report": ["dnnergy report alexnet -o alexnet.html",
+               "dnnergy report lenet300 --records sweep.json --records small.dnnergy.json -o lenet300.html"],
+}
+
+
+def _examples(command: str) -> str:
+    """The --help epilog of ``command`` (``\\b`` keeps click from rewrapping the lines)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in _EXAMPLES[command])
+
+
 def _trust_architecture(reference: Optional[str]) -> None:
     if reference:
         from ..compress.artifact import trust_factory
@@ -56,7 +83,7 @@ def _one_format(json_out: bool, csv_out: bool) -> None:
         raise UserError("--json and --csv exclude each other: give one")
 
 
-@app.command()
+@app.command(epilog=_examples('summary'))
 def summary(
     model: str = typer.Argument(..., help=MODEL_HELP),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Example input shape, e.g. 1,3,224,224."),
@@ -82,7 +109,7 @@ def summary(
             console.print(line)
 
 
-@app.command()
+@app.command(epilog=_examples('estimate'))
 def estimate(
     model: str = typer.Argument(..., help=MODEL_HELP),
     hardware: str = typer.Option("eyeriss", "--hardware", help="A preset (eyeriss, horowitz45) or a YAML file."),
@@ -136,7 +163,7 @@ def estimate(
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-@app.command(context_settings=_EXTRA)
+@app.command(context_settings=_EXTRA, epilog=_examples('compress'))
 def compress(
     ctx: typer.Context,
     model: str = typer.Argument(..., help=MODEL_HELP + " Also a saved .dnnergy model."),
@@ -196,7 +223,7 @@ def compress(
     finish_checkpoint(saving)
 
 
-@app.command(context_settings=_EXTRA)
+@app.command(context_settings=_EXTRA, epilog=_examples('tradeoff'))
 def tradeoff(
     ctx: typer.Context,
     model: str = typer.Argument(..., help=MODEL_HELP),
@@ -258,7 +285,7 @@ def tradeoff(
     finish_checkpoint(saving)
 
 
-@app.command()
+@app.command(epilog=_examples('methods'))
 def methods(pattern: str = typer.Argument("*", help="Only names matching this wildcard pattern.")) -> None:
     """List the compression methods with their parameters and defaults."""
     from ..compress import get_method, list_methods
@@ -272,7 +299,7 @@ def methods(pattern: str = typer.Argument("*", help="Only names matching this wi
             typer.echo(f"    --{p.name.replace('_', '-')} {as_text(p.default)}    ({describe(p.annotation)})")
 
 
-@app.command()
+@app.command(epilog=_examples('zoo'))
 def zoo() -> None:
     """List the architectures in the zoo with their input shapes and published figures."""
     from ..report import zoo_table
@@ -281,7 +308,7 @@ def zoo() -> None:
     console.print(render(zoo_table()))
 
 
-@app.command()
+@app.command(epilog=_examples('demo'))
 def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no notes on stderr (warnings and errors stay)."),
 ) -> None:
@@ -293,11 +320,11 @@ def demo(
 
 from .adapt import adapt as _adapt  # noqa: E402  (its own module: NetAdapt's options and outputs)
 
-app.command(name="adapt")(_adapt)
+app.command(name="adapt", epilog=_examples("adapt"))(_adapt)
 
 from .report import report as _report  # noqa: E402  (its own module: the HTML report's options)
 
-app.command(name="report")(_report)
+app.command(name="report", epilog=_examples("report"))(_report)
 
 
 def main(argv: list[str] | None = None) -> None:
