@@ -91,8 +91,9 @@ def _breakdown(report: EnergyReport, batch: int) -> str:
         "breakdown", "Energy per layer",
         "".join(f'<p class="meta">{escape(line)}</p>' for line in share_lines(report)),
         _figure(_svg(breakdown_figure(report, TOP_LAYERS)), f"Energy per layer by data type ({shown}), and the whole "
-                                                             f"network's split by level. Energies in {report.unit} for the whole batch."),
-        _figure(_svg(levels_figure(report, TOP_LAYERS)), f"Energy per layer by memory level ({shown})."),
+                                                             f"network's split by level, per image, in {report.unit}."),
+        _figure(_svg(levels_figure(report, TOP_LAYERS)), f"Energy per layer by memory level ({shown}), "
+                                                         f"{'per image' if batch == 1 else f'for the whole batch of {batch}'}."),
         _scroll(energy_table(report, per=batch)))
 
 
