@@ -275,7 +275,12 @@ def tradeoff(
         points = sweep(job.model, job.context, method, values, params=params, executor=stepping(job.context))
     front = pareto_front(points)
     if json_out:
-        typer.echo(json.dumps({"points": [p.to_dict() for p in points], "pareto": [p.strength for p in front]}, indent=1))
+        from .. import __version__
+
+        run = {"model": model, "method": method, "data": data, "hardware": hardware, "dataflow": dataflow,
+               "seed": job.context.seed, "version": __version__}
+        typer.echo(json.dumps({**run, "points": [p.to_dict() for p in points], "pareto": [p.strength for p in front]},
+                              indent=1))
     else:
         console.print(render(points_table(points, f"{model} / {method} ({spec.strength}) on {hardware}; * = Pareto front", front)))
     if plot:

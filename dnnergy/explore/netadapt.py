@@ -117,7 +117,8 @@ class Iteration:
 class History:
     """A NetAdapt run as plain data: the metric and its unit, the absolute ``budget``, the ``original``
     resource and selection accuracy, the schedule, every :class:`Iteration`, and why it ``stopped``
-    (``""`` while running). ``final`` holds the resource and accuracies after long-term fine-tuning."""
+    (``""`` while running). ``final`` holds the resource and accuracies after long-term fine-tuning;
+    ``seed`` and ``version`` are the run's seed and the dnnergy version that ran it."""
 
     metric: str
     unit: str
@@ -130,6 +131,8 @@ class History:
     iterations: list[Iteration] = field(default_factory=list)
     stopped: str = ""
     final: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    version: str = ""
 
     @property
     def resource(self) -> float:
@@ -308,8 +311,10 @@ def netadapt_search(model: nn.Module, context: CompressionContext, budget: Budge
             return Adaptation(model, history)
     if history is None:
         original = float(objective(model))
+        from .. import __version__
+
         history = History(budget.metric, getattr(objective, "unit", ""), budget.target(original), original,
-                          context.evaluate(model, split), step, decay, split)
+                          context.evaluate(model, split), step, decay, split, seed=context.seed, version=__version__)
     else:
         if history.metric != budget.metric:
             raise UserInputError(f"netadapt: cannot resume a {history.metric} history with a {budget.metric} budget")

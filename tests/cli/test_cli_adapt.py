@@ -44,6 +44,7 @@ def test_adapt_meets_a_macs_budget_and_writes_model_history_and_plot(cli, tmp_pa
     assert code == 0, err
     history = History.from_dict(json.loads(stdout))
     assert history.original == MACS and history.budget == MACS / 2 and history.stopped == "budget met"
+    assert (history.seed, history.version) == (0, dnnergy.__version__)  # what ran it, in the JSON
     loaded = dnnergy.load(out)
     assert _macs(loaded.model) == history.final["resource"] <= MACS / 2  # the saved model is the adapted one
     assert loaded.record.method == "netadapt" and loaded.record.after.macs == _macs(loaded.model)

@@ -115,6 +115,7 @@ def test_tradeoff_points_and_plot(cli, tmp_path, factory):
     assert energies[0] > energies[1] > energies[2]
     assert all(p["latency_s"] > 0 for p in data["points"])
     assert data["pareto"] and plot.read_bytes()[:4] == b"\x89PNG"
+    assert (data["method"], data["data"], data["seed"], data["version"]) == ("magnitude", "digits", 0, dnnergy.__version__)
 
 
 def test_tradeoff_of_structured_sweeps_its_ratio(cli, factory):
