@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 import dnnergy
-from dnnergy.cli import main
 from dnnergy.compress import CompressionContext, Masks
 from dnnergy.compress.checkpoint import Checkpoint, checkpoint_of, model_tensors, restore_model
 from dnnergy.data import load_dataset
@@ -71,16 +70,6 @@ def workdir(tmp_path_factory, data):
     yield folder
     sys.path.remove(str(folder))
     sys.modules.pop("resume_models", None)
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _start(workdir: Path, argv: list[str]) -> subprocess.Popen:
@@ -133,19 +122,19 @@ COMMON = ["--weights", "w.pt", "--data", "synthetic"]
                    "--samples", "256", "--max-accuracy-drop", "3", "--epochs", "0"]),
     ("netadapt", ["adapt", SPEC, *COMMON, "--budget", "macs=0.5", "--step", "0.1", "--short-term", "128", "--epochs", "1"]),
 ])
-def test_a_killed_run_resumes_to_the_uninterrupted_result(workdir, capsys, monkeypatch, name, argv):
+def test_a_killed_run_resumes_to_the_uninterrupted_result(workdir, cli, monkeypatch, name, argv):
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("DNNERGY_CACHE_DIR", str(workdir / "cache"))
     out, reference = workdir / f"{name}.dnnergy", workdir / f"{name}-reference.dnnergy"
     checkpoint = workdir / f"{name}.dnnergy.checkpoint"
     _killed(workdir, [*argv, "--out", str(out)], checkpoint)
     assert not out.exists()  # killed mid-run, not after its end
-    code, _, err = _cli(capsys, *argv, "--out", str(out))  # without --resume the checkpoint is not overwritten
+    code, _, err = cli(*argv, "--out", str(out))  # without --resume the checkpoint is not overwritten
     assert code == 2 and "holds an interrupted run: add --resume" in err
-    code, _, err = _cli(capsys, *argv, "--out", str(out), "--resume")
+    code, _, err = cli(*argv, "--out", str(out), "--resume")
     assert code == 0, err
     assert not checkpoint.exists()  # deleted once the outputs are written
-    code, _, err = _cli(capsys, *argv, "--out", str(reference), "--resume")  # nothing to resume: starts from the beginning
+    code, _, err = cli(*argv, "--out", str(reference), "--resume")  # nothing to resume: starts from the beginning
     assert code == 0, err
     assert f"note: no checkpoint at {reference}.checkpoint; starting from the beginning" in err
     _same_model(out, reference)
@@ -154,17 +143,17 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(workdir, capsys, monke
                 == json.loads((workdir / f"{name}-reference.dnnergy.history.json").read_text()))
 
 
-def test_a_killed_tradeoff_sweep_resumes_to_the_same_points(workdir, capsys, monkeypatch):
+def test_a_killed_tradeoff_sweep_resumes_to_the_same_points(workdir, cli, monkeypatch):
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("DNNERGY_CACHE_DIR", str(workdir / "cache"))
     argv = ["tradeoff", SPEC, *COMMON, "--method", "magnitude", "--strengths", "0.5,0.7,0.8,0.9", "--epochs", "1", "--json"]
     checkpoint = workdir / "sweep.checkpoint"
     _killed(workdir, [*argv, "--checkpoint", str(checkpoint)], checkpoint)
     assert 1 <= len(read_container(checkpoint, kind="checkpoint").header["state"]["points"]) < 4  # killed mid-sweep
-    code, resumed, err = _cli(capsys, *argv, "--checkpoint", str(checkpoint), "--resume")
+    code, resumed, err = cli(*argv, "--checkpoint", str(checkpoint), "--resume")
     assert code == 0, err
     assert not checkpoint.exists()
-    code, uninterrupted, err = _cli(capsys, *argv)
+    code, uninterrupted, err = cli(*argv)
     assert code == 0, err
 
     def timeless(text: str) -> dict:
@@ -176,7 +165,7 @@ def test_a_killed_tradeoff_sweep_resumes_to_the_same_points(workdir, capsys, mon
     assert timeless(resumed) == timeless(uninterrupted)
 
 
-def test_sigint_leaves_the_checkpoint_and_exits_130_with_one_line(workdir, capsys, monkeypatch):
+def test_sigint_leaves_the_checkpoint_and_exits_130_with_one_line(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     out = workdir / "interrupted.dnnergy"
     checkpoint = workdir / "interrupted.dnnergy.checkpoint"
@@ -278,8 +267,8 @@ def test_an_interrupted_elimination_sweep_resumes_to_the_same_points(tmp_path, d
     assert [p.to_dict() for p in again] == [p.to_dict() for p in uninterrupted]
 
 
-def test_resume_refuses_a_method_that_saves_no_checkpoints(capsys):
-    code, _, err = _cli(capsys, "compress", "lenet300", "--method", "magnitude", "--resume", "--out", "x.dnnergy")
+def test_resume_refuses_a_method_that_saves_no_checkpoints(cli):
+    code, _, err = cli("compress", "lenet300", "--method", "magnitude", "--resume", "--out", "x.dnnergy")
     assert code == 2 and "magnitude saves no checkpoints (one of eap, eliminate, netadapt alone does)" in err
-    code, _, err = _cli(capsys, "compress", "lenet300", "--method", "eap", "--resume")
+    code, _, err = cli("compress", "lenet300", "--method", "eap", "--resume")
     assert code == 2 and "--resume needs to know where the checkpoint is" in err
