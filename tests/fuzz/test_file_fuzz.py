@@ -33,7 +33,7 @@ from dnnergy.energy import estimate, list_dataflows
 from dnnergy.errors import DnnergyError, HardwareConfigError, UserInputError
 from dnnergy.hardware import load_hardware
 from dnnergy.hardware.loader import PRESET_DIR, list_presets
-from dnnergy.io import MAGIC, dumps_container, read_container
+from dnnergy.io import dumps_container, read_container
 from dnnergy.workload import Layer, Workload, formulas
 from dnnergy.workload.onnx_import import from_onnx
 
