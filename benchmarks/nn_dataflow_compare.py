@@ -52,6 +52,9 @@ CONFIG = {
 }
 #: dnnergy's dataflows in the comparison; "row_stationary:divisors" is RowStationary(tiles="divisors").
 DATAFLOWS = ("row_stationary", "row_stationary:divisors", "row_stationary_search")
+#: Suffix of the rows priced on :func:`reference_hardware` (nn_dataflow's shared RF) rather than the
+#: ``eyeriss`` preset; analytic dataflows only (the mapper's pass grid does not honour a shared RF yet).
+SHARED_RF = " on nn_dataflow's shared RF"
 #: (energy per MAC ratio, DRAM share points): the agreement targets of issue 11.
 TARGETS = (0.10, 5.0)
 INSTALL = ("nn_dataflow is not installed. It needs sympy<1.12 (torch's environment has 1.14), so use a separate venv:\n"
@@ -137,6 +140,29 @@ def write_reference(nets: list[str]) -> None:
 
 
 # -- dnnergy side ---------------------------------------------------------------------------
+def reference_hardware():
+    """dnnergy's :class:`Hardware` for :data:`CONFIG`, nn_dataflow's resource and costs: the Eyeriss
+    array and buffer, but ONE register file of ``size_regf_words`` shared by filter, ifmap and psum
+    words (``PEArray.shared_rf_words``), where the ``eyeriss`` preset has 224/12/24-word scratchpads."""
+    from dnnergy.hardware import hardware_from_dict
+
+    words, bits = CONFIG["size_regf_words"], CONFIG["word_bits"]
+    dram, gbuf, array, regf = CONFIG["cost"]["mem_hier"]
+    return hardware_from_dict({
+        "name": "nn_dataflow_isscc16", "unit": "MAC-normalized", "word_bits": bits,
+        "levels": [{"name": "DRAM", "kind": "dram", "energy": dram, "ref_bits": bits},
+                   {"name": "GBUF", "kind": "buffer", "energy": gbuf, "ref_bits": bits,
+                    "capacity_bytes": CONFIG["size_gbuf_words"] * bits // 8},
+                   {"name": "ITCN", "kind": "array", "energy": array, "ref_bits": bits},
+                   {"name": "REGF", "kind": "rf", "energy": regf, "ref_bits": bits, "capacity_bytes": words * bits // 8,
+                    "per_pe": True}],
+        "mac": {"format": "int16", "formats": {"int16": {"bits": bits, "mult": 0.935 * CONFIG["cost"]["mac_op"],
+                                                         "add": 0.065 * CONFIG["cost"]["mac_op"]}}},
+        "pe_array": {"rows": CONFIG["dim_array"][0], "cols": CONFIG["dim_array"][1], "filter_words": words,
+                     "ifmap_words": words, "psum_words": words, "shared_rf_words": words},
+    }, "nn_dataflow CONFIG")
+
+
 def dnnergy_layer(layer: dict):
     """The dnnergy :class:`Layer` of one reference layer: nn_dataflow's ifmap sizes include the
     padding, so no padding here; FC layers are flattened to C*R*S inputs, as dnnergy traces them."""
@@ -151,9 +177,10 @@ def dnnergy_layer(layer: dict):
                  R=layer["R"], S=layer["S"], E=layer["E"], F=layer["F"], stride=(U, U), macs=macs)
 
 
-def compare_net(result: dict, dataflows: tuple[str, ...]) -> dict[str, tuple[float, float, float, dict[str, float]]]:
+def compare_net(result: dict, dataflows: tuple[str, ...], hw=None) -> dict[str, tuple[float, float, float, dict[str, float]]]:
     """(energy per MAC, DRAM share of energy, seconds, energy per MAC by level) of one net:
-    nn_dataflow's and dnnergy's per dataflow.
+    nn_dataflow's and dnnergy's per dataflow, on ``hw`` (default the ``eyeriss`` preset; see
+    :func:`reference_hardware` for nn_dataflow's shared register file).
 
     Energy is MAC-normalized (MAC 1, RF 1, array 2, buffer 6, DRAM 200 per 16-bit word) and
     covers the conv and FC layers; dnnergy's time is a cold run (mapping caches cleared).
@@ -162,7 +189,7 @@ def compare_net(result: dict, dataflows: tuple[str, ...]) -> dict[str, tuple[flo
     from dnnergy.energy.row_stationary import RowStationary, level_energies, rs_energy
     from dnnergy.hardware import LevelKind, load_hardware
 
-    hw = load_hardware("eyeriss")
+    hw = hw or load_hardware("eyeriss")
     energies = level_energies(hw)
     layers = [dnnergy_layer(layer) for layer in result["layers"]]
     macs = sum(layer["macs"] for layer in result["layers"])
@@ -207,6 +234,8 @@ def table(nets: list[str], dataflows: tuple[str, ...]) -> str:
     lines, verdicts = [header, "|" + "---|" * 12], {}
     for net in nets:
         rows = compare_net(data["nets"][net], dataflows)
+        shared = compare_net(data["nets"][net], tuple(d for d in dataflows if "search" not in d), reference_hardware())
+        rows |= {name + SHARED_RF: row for name, row in shared.items() if name != "nn_dataflow"}
         ref = rows.pop("nn_dataflow")
         levels += [f"| {net} | {name} | " + " | ".join(f"{row[3][level]:.2f}" for level in LEVELS) + " |"
                    for name, row in (("nn_dataflow", ref), *((n, r) for n, r in rows.items() if n.startswith("row_stationary")

@@ -46,6 +46,7 @@ from .row_stationary import (
     default_mapping,
     fits,
     level_energies,
+    rf_words,
     rs_counts,
     rs_energy,
     to_access_counts,
@@ -59,7 +60,7 @@ ORDERS = tuple(itertools.permutations(DRAM_LOOPS))
 
 
 def _pass_grid(s: ConvShape, array: PEArray, fold_s: int) -> dict[str, np.ndarray]:
-    """All (e, p, q, r, t) on halving grids that fit the RF scratchpads and the array."""
+    """All (e, p, q, r, t) on halving grids that fit the RF scratchpads (and their shared total) and the array."""
     s_piece, Rc, _ = geometry(s, array, fold_s)
     rows = []
     for e in halvings(min(s.E, array.cols), 1)[:4]:
@@ -70,6 +71,8 @@ def _pass_grid(s: ConvShape, array: PEArray, fold_s: int) -> dict[str, np.ndarra
             for p in halvings(max(1, min(s.M, array.psum_words, array.filter_words // (q * s_piece))), 1):
                 if p * q * s_piece > array.filter_words:
                     continue
+                if array.shared_rf_words is not None and rf_words(p, q, s_piece) > array.shared_rf_words:
+                    continue  # one register file shared by the three data (PEArray.shared_rf_words)
                 for t in halvings(max(1, min(sets, -(-s.M // p))), 1):
                     for r in halvings(max(1, min(sets // t, -(-s.C // q))), 1):
                         rows.append((e, p, q, r, t))

@@ -50,6 +50,7 @@ __all__ = [
     "default_mapping",
     "pass_defaults",
     "fits",
+    "rf_words",
     "buffer_words",
     "level_energies",
     "buffer_capacity_words",
@@ -275,10 +276,18 @@ def buffer_words(s: ConvShape, m: RSMapping) -> Any:
     return m.m_b * m.c_b * s.R * s.S + m.n * m.c_b * rows_tile * s.W + m.n * m.m_b * m.e_b * s.F
 
 
+def rf_words(p: Any, q: Any, s_piece: int) -> Any:
+    """Words one PE holds: ``p*q`` filter rows and a ``q``-row ifmap window of ``s_piece`` words
+    each, and ``p`` psums (what a shared register file must hold, ``PEArray.shared_rf_words``)."""
+    return p * q * s_piece + q * s_piece + p
+
+
 def fits(s: ConvShape, m: RSMapping, array: PEArray, buffer_capacity: int | None) -> bool:
-    """True when ``m`` respects the RF scratchpads, the array size and the buffer capacity (words)."""
+    """True when ``m`` respects the RF scratchpads (and their shared total, if any), the array
+    size and the buffer capacity (words)."""
     s_piece, Rc, _ = geometry(s, array, m.fold_s)
     rf_ok = m.p * m.q * s_piece <= array.filter_words and m.q * s_piece <= array.ifmap_words and m.p <= array.psum_words
+    rf_ok = rf_ok and (array.shared_rf_words is None or rf_words(m.p, m.q, s_piece) <= array.shared_rf_words)
     sets_ok = m.e <= array.cols and m.r * m.t * m.v <= (array.rows // Rc) * (array.cols // m.e)
     tiles_ok = m.n <= s.N and m.e_b <= s.E and min(s.E, m.e * m.v) <= m.e_b and m.m_b <= s.M and m.c_b <= s.C and m.p <= s.M and m.q <= s.C
     buffer_ok = buffer_capacity is None or buffer_words(s, m) <= buffer_capacity
@@ -308,14 +317,17 @@ def buffer_capacity_words(hardware: Hardware) -> int | None:
 def pass_defaults(s: ConvShape, array: PEArray, q: int | None = None) -> dict[str, int]:
     """Eyeriss's pass parameters: fold E into strips of at most ``cols`` rows, cut filter rows
     wider than the ifmap scratchpad, fill the RF (``q`` channels, by default as many as fit, then
-    p filters), place the strips on the free PE sets first (v, as Eyeriss JSSC'17 IV.A and
+    p filters; in a shared RF, :func:`rf_words` at most ``shared_rf_words``), place the strips on the free PE sets first (v, as Eyeriss JSSC'17 IV.A and
     nn_dataflow's MapStrategyEyeriss do; they share filters), then replicate over filters (t,
     they share ifmaps), then channels (r)."""
     fold_s = ceil(s.S / min(array.ifmap_words, array.filter_words))
     s_piece, Rc, _ = geometry(s, array, fold_s)
     e = ceil(s.E / ceil(s.E / array.cols))
-    q = max(1, min(s.C, array.ifmap_words // s_piece)) if q is None else q
-    p = max(1, min(s.M, array.psum_words, array.filter_words // (q * s_piece)))
+    shared = array.shared_rf_words
+    if q is None:  # the most channels with one filter (a shared RF holds 2q rows and a psum)
+        q = max(1, min(s.C, array.ifmap_words // s_piece, (shared - 1) // (2 * s_piece) if shared else s.C))
+    p = max(1, min(s.M, array.psum_words, array.filter_words // (q * s_piece),
+                   (shared - q * s_piece) // (q * s_piece + 1) if shared else s.M))
     sets = (array.rows // Rc) * (array.cols // e)
     v = max(1, min(sets, ceil(s.E / e)))
     t = max(1, min(sets // v, ceil(s.M / p)))

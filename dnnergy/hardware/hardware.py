@@ -19,7 +19,10 @@ class PEArray:
     """A ``rows`` x ``cols`` array of processing elements and each PE's scratchpads, in words.
 
     Eyeriss (Chen et al., ISSCC 2016): 12 x 14 PEs with 224 filter, 12 ifmap and 24
-    psum words per PE.
+    psum words per PE. ``shared_rf_words`` (optional) describes a register file shared
+    by the three data: a PE's filter, ifmap and psum words must then fit it *together*
+    (each still at most its own field; set those to ``shared_rf_words`` for a fully shared
+    RF, as nn_dataflow models one: ``PEArray(12, 14, 261, 261, 261, shared_rf_words=261)``).
     """
 
     rows: int
@@ -27,10 +30,13 @@ class PEArray:
     filter_words: int
     ifmap_words: int
     psum_words: int
+    shared_rf_words: int | None = None
 
     def __post_init__(self) -> None:
         for field in ("rows", "cols", "filter_words", "ifmap_words", "psum_words"):
             check_positive_int("PEArray", field, getattr(self, field))
+        if self.shared_rf_words is not None:
+            check_positive_int("PEArray", "shared_rf_words", self.shared_rf_words)
 
     @property
     def pes(self) -> int:

@@ -31,7 +31,7 @@ _LEVEL = {"name": True, "kind": True, "energy": True, "ref_bits": True, "capacit
 _ZERO = {"weight": False, "ifmap": False}
 _MAC = {"format": True, "formats": True, "mult_exponent": False, "add_exponent": False}
 _FORMAT = {"bits": True, "mult": True, "add": True}
-_PE = {"rows": True, "cols": True, "filter_words": True, "ifmap_words": True, "psum_words": True}
+_PE = {"rows": True, "cols": True, "filter_words": True, "ifmap_words": True, "psum_words": True, "shared_rf_words": False}
 
 
 def list_presets(pattern: str = "*") -> list[str]:
