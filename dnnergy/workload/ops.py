@@ -31,11 +31,11 @@ aten = torch.ops.aten
 class OpContext:
     """What a handler may ask about the tensors of a call."""
 
-    param_storages: dict[int, int]  #: storage data_ptr -> element count of the parameter
+    param_storages: dict[int, int]  #: :meth:`storage_key` -> element count of the parameter
 
     def is_param(self, t: Any) -> bool:
         """True if ``t`` is (a view of) a model parameter."""
-        return isinstance(t, torch.Tensor) and self._ptr(t) in self.param_storages
+        return isinstance(t, torch.Tensor) and self.storage_key(t) in self.param_storages
 
     def param_numel(self, t: Any) -> int:
         """Elements of the parameter that ``t`` views (0 if not a parameter).
@@ -43,22 +43,29 @@ class OpContext:
         A slice counts its own elements (the query part of a packed ``in_proj_weight``);
         broadcast (stride-0) dimensions of an expanded parameter count once.
         """
-        if not self.is_param(t):
-            return 0
-        return math.prod(size for size, stride in zip(t.shape, t.stride()) if stride != 0)
+        return _viewed_elements(t) if self.is_param(t) else 0
 
     def param_region(self, t: Any) -> tuple[int, int, int] | None:
         """``(storage, offset, elements)`` identifying the parameter memory ``t`` reads, or None."""
-        if not self.is_param(t):
+        if not isinstance(t, torch.Tensor):
             return None
-        return self._ptr(t), t.storage_offset(), self.param_numel(t)
+        key = self.storage_key(t)  # once: the tracer asks this of every tensor argument of every op
+        if key not in self.param_storages:
+            return None
+        return key, t.storage_offset(), _viewed_elements(t)
 
     @staticmethod
-    def _ptr(t: torch.Tensor) -> int:
+    def storage_key(t: torch.Tensor) -> int:
+        """Identity of the storage ``t`` views, shared by its views; also for meta tensors (whose data_ptr is 0)."""
         try:
-            return t.untyped_storage().data_ptr()
-        except (RuntimeError, NotImplementedError):  # meta/fake tensors without storage
+            return t.untyped_storage()._cdata
+        except (RuntimeError, NotImplementedError):  # tensors without a storage (sparse, nested)
             return -1
+
+
+def _viewed_elements(t: torch.Tensor) -> int:
+    """Elements of memory ``t`` reads: its element count with broadcast (stride-0) dimensions counted once."""
+    return math.prod(size for size, stride in zip(t.shape, t.stride()) if stride != 0)
 
 
 class Unsupported(Exception):
@@ -250,7 +257,8 @@ def _pool(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
     return formulas.pool(_shape(x), _shape(y), window, stride, padding, dilation)
 
 
-@register_op(aten._adaptive_avg_pool2d, aten.adaptive_max_pool2d, aten.adaptive_avg_pool1d, aten.adaptive_max_pool1d, aten._adaptive_avg_pool3d)
+@register_op(aten._adaptive_avg_pool2d, aten.adaptive_max_pool2d, aten.adaptive_avg_pool1d, aten.adaptive_max_pool1d, aten._adaptive_avg_pool3d,
+             aten.adaptive_max_pool3d)
 def _adaptive_pool(ctx: OpContext, args: tuple, kwargs: dict, out: Any) -> dict:
     y = out[0] if isinstance(out, (tuple, list)) else out
     return formulas.adaptive_pool(_shape(args[0]), _shape(y))
@@ -343,5 +351,5 @@ FREE_OPS = frozenset(
     pixel_shuffle dropout native_dropout feature_dropout alpha_dropout sym_size sym_stride sym_numel
     _assert_async _assert_tensor_metadata lift index_select narrow roll flip movedim unfold
     repeat _unsafe_index detach_ resolve_conj resolve_neg constant_pad_nd reflection_pad1d reflection_pad2d
-    reflection_pad3d replication_pad1d replication_pad2d replication_pad3d""".split()
+    reflection_pad3d replication_pad1d replication_pad2d replication_pad3d tril triu""".split()
 )

@@ -5,15 +5,24 @@ example input, so Python control flow, hand-written attention and functional cod
 all covered. Ops are attributed to the innermost module being executed (forward hooks).
 An op without a handler is decomposed when PyTorch knows a decomposition and reported
 as unsupported otherwise; nothing is dropped silently.
+
+By default the forward runs on ``meta`` tensors (shapes, dtypes and strides, no
+arithmetic): the parameters are swapped for meta twins that share storage as the
+originals do (as :func:`torch.func.functional_call` swaps them), so tied weights stay
+recognisable; the twins and the meta kernels' results are remembered between traces.
+When the forward needs values (``.item()``, ``if tensor:``, ``nonzero``, boolean
+indexing, a tensor the model creates on the CPU), meta tensors raise; the trace then
+reruns on real values and says so in ``Workload.traced_with`` / ``Workload.trace_note``.
 """
 
 from __future__ import annotations
 
 import threading
 import warnings
+import weakref
 from collections import Counter
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -21,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import TraceError, UnsupportedOpError, UserInputError
 from ..registry import Registry
+from . import formulas
 from .hints import model_hints, with_hints
 from .layer import MAC_KINDS, Layer, TensorStats, fold_bias
 from .ops import FREE_OPS, Handler, OpContext, Unsupported, einsum_mul, get_handler, op_name, registry_copy
@@ -53,11 +63,20 @@ def example_inputs(example: Any, dtype: torch.dtype | None = None) -> tuple[torc
 class _Recorder(TorchDispatchMode):
     """Dispatch mode that turns every ATen call into layer records."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # False: torch leaves __torch_dispatch__ unwrapped, so the first traced op does not import
+        # torch._dynamo (and sympy), which would nearly double the start-up time of `dnnergy estimate`
+        return False
+
     def __init__(self, table: Registry[Handler], ctx: OpContext, module_stack: list[tuple[str, bool]], measure: bool = False,
-                 compute: bool = True):
+                 meta: bool = False):
         super().__init__()
-        self.table, self.ctx, self.stack, self.measure, self.compute = table, ctx, module_stack, measure, compute
-        self.shape_only = _ShapeOnly()
+        self.table, self.ctx, self.stack, self.measure = table, ctx, module_stack, measure
+        self.run = _MetaOps(_META_MEMO) if meta else None  #: runs ops on meta tensors; None: ops run as called
+        self.handlers: dict[Any, tuple[str, Handler | None]] = {}  #: op overload -> (name, handler), looked up once
+        self.failed_at = ""  #: the op and module where the forward raised, for the fallback note
+        self.absorbing = 0  #: > 0 while a :data:`MODULE_FORMULAS` module runs: its ops are not recorded
         self.layers: list[Layer] = []
         self.names: set[str] = set()
         self.per_module: Counter = Counter()
@@ -68,8 +87,15 @@ class _Recorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        name = op_name(func)
-        handler = get_handler(name, self.table)
+        if self.absorbing:
+            return func(*args, **kwargs) if self.run is None else self.run(func, args, kwargs)
+        entry = self.handlers.get(func)
+        if entry is None:
+            name = op_name(func)
+            entry = self.handlers[func] = (name, get_handler(name, self.table))
+        name, handler = entry
+        if self.run is not None and name == "aten._safe_softmax":
+            raise RuntimeError("scaled_dot_product_attention picks its kernel by device; meta tensors take its math path")
         if name == "aten.mul" and self.einsum_mul is not None:
             handler, self.einsum_mul = self.einsum_mul, None
         if handler is None and name not in FREE_OPS:
@@ -77,7 +103,11 @@ class _Recorder(TorchDispatchMode):
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
                 return decomposed
-        out = func(*args, **kwargs) if self.compute or name not in SHAPE_ONLY_OPS else self.shape_only(func, args, kwargs)
+        try:
+            out = func(*args, **kwargs) if self.run is None else self.run(func, args, kwargs)
+        except Exception:
+            self.failed_at = self.failed_at or f"{name} in {self._module()[0] or '<root>'!r}"
+            raise
         if handler is None:
             if name in FREE_OPS:
                 self.ignored[name] += 1
@@ -203,47 +233,156 @@ def _einsum_counted(recorder: "_Recorder") -> Iterator[None]:
         _EINSUM_RECORDER.current = previous
 
 
-#: The ops whose arithmetic dominates a forward pass; ``compute=False`` runs them on shapes only.
-SHAPE_ONLY_OPS = frozenset(
-    f"aten.{n}" for n in """convolution _convolution mm bmm addmm baddbmm _scaled_dot_product_flash_attention_for_cpu
-    native_batch_norm _native_batch_norm_legit_no_training relu_ hardtanh_ add_""".split()
-)
+_META = torch.device("meta")
+_META_MEMO: tuple[dict, dict, dict] = ({}, {}, {})  #: what :class:`_MetaOps` remembers, shared by all traces
 
 
-class _ShapeOnly:
-    """Results of :data:`SHAPE_ONLY_OPS` from shapes alone, for ``trace(compute=False)``.
+class _MetaOps:
+    """Runs ops on meta tensors, faster than calling them: torch's meta kernels of many ops are
+    Python (a batch norm or a ReLU about 1 ms), so results are derived or remembered.
 
-    The output shape comes from the op's meta kernel; the values are zeros from one
-    buffer per (shape, dtype), shared because nothing downstream reads them: in-place ops
-    of the set return their input untouched and batch norm keeps its input's shape.
+    * A point-wise op (ATen tag ``pointwise``) whose tensor operands all have its first
+      operand's shape and strides (or are 0-d), that operand being dense: the in-place form
+      (``relu_``) returns it, the other a new tensor of its shape and strides, of the dtype
+      torch's kernel gave once per (op, operand dtypes, argument types).
+    * Inference batch norm of a dense input with running statistics of its dtype: an output
+      like the input and two statistics of the channel count, as torch's kernel returns.
+    * Any other op returning new meta tensors (a factory such as ``empty`` too): torch's
+      meta kernel once per op and arguments (shapes, strides, dtypes, offsets, other values),
+      then new tensors of the remembered layouts. Views and in-place ops run as called
+      (their results alias an input); ``mutated`` becomes True when an op that may change
+      a tensor's shape, strides or ``requires_grad`` in place ran (``resize_``, ``t_``, ``detach_``).
+
+    What is remembered depends only on the op and the arguments' layouts and values, so
+    ``trace`` shares one memo (:data:`_META_MEMO`) between calls: a second trace of a model
+    (or of another with the same shapes) calls torch's meta kernels for views and in-place
+    ops only. ``tests/workload/test_tracer_meta.py`` checks each rule against torch's meta
+    kernels, ``tests/workload/test_tracer_cache.py`` what is remembered.
     """
 
-    def __init__(self) -> None:
-        self.buffers: dict[tuple, torch.Tensor] = {}
+    BATCH_NORM = (torch.ops.aten._native_batch_norm_legit_no_training.default, torch.ops.aten.native_batch_norm.default)
+    LIMIT = 20_000  #: remembered calls (layouts plus point-wise dtypes) above which the memo starts afresh
 
-    def zeros(self, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-        key = (tuple(shape), dtype)
-        if key not in self.buffers:
-            self.buffers[key] = torch.zeros(shape, dtype=dtype)
-        return self.buffers[key]
+    def __init__(self, memo: tuple[dict, dict, dict] | None = None) -> None:
+        """``memo``: the (ops, layouts, dtypes) dicts to read and fill, e.g. :data:`_META_MEMO`; default: new ones."""
+        self.ops: dict[Any, str]  #: op -> rule: "pointwise", "in_place", "batch_norm", "cache", "call" or "mutate"
+        self.layouts: dict[tuple, tuple | None]  #: call key -> result layouts (None: run it every time)
+        self.dtypes: dict[tuple, torch.dtype | None]  #: point-wise key -> result dtype (None: the rule does not apply)
+        self.ops, self.layouts, self.dtypes = memo if memo is not None else ({}, {}, {})
+        self.mutated = False  #: an op that may change a tensor's metadata in place ran
 
     def __call__(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        from torch.utils._python_dispatch import _disable_current_modes
-        from torch.utils._pytree import tree_map
+        rule = self.ops.get(func) or self.ops.setdefault(func, _rule(func))
+        if rule == "pointwise" or rule == "in_place":
+            out = self._pointwise(func, args, kwargs, rule == "in_place")
+            if out is not None:
+                return out
+            if rule == "in_place":  # e.g. a dtype mismatch: the result must still be the operand itself
+                return func(*args, **kwargs)
+        elif rule == "batch_norm" and _inference_batch_norm(func, args, kwargs):
+            x, channels = args[0], (args[3].shape[0],)
+            return (torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=_META),
+                    torch.empty(channels, dtype=x.dtype, device=_META), torch.empty(channels, dtype=x.dtype, device=_META))
+        if rule == "call" or rule == "mutate":
+            self.mutated = self.mutated or rule == "mutate"
+            return func(*args, **kwargs)
+        key = _call_key(func, args, kwargs)
+        cached = self.layouts.get(key) if key is not None else None
+        if cached is not None:
+            container, layouts = cached
+            outs = [torch.empty_strided(shape, stride, dtype=dtype, device=_META) for shape, stride, dtype in layouts]
+            return outs[0] if container is None else container(outs)
+        out = func(*args, **kwargs)
+        if key is not None:
+            if len(self.layouts) + len(self.dtypes) >= self.LIMIT:
+                self.layouts.clear()
+                self.dtypes.clear()
+            self.layouts[key] = _layouts(out)
+        return out
 
-        name = op_name(func)
-        if name.endswith("_"):
-            return args[0]
-        if "batch_norm" in name:
-            x = args[0]
-            return x, self.zeros((0,), x.dtype), self.zeros((0,), x.dtype)
+    def _pointwise(self, func: Any, args: tuple, kwargs: dict, in_place: bool) -> torch.Tensor | None:
+        x = args[0] if args else None
+        if not _dense(x):
+            return None
+        shape, stride = x.shape, x.stride()
+        others = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if any(t.dim() and (t.shape != shape or t.stride() != stride) for t in others):
+            return None
+        if in_place:
+            return x if all(t.dtype == x.dtype for t in others) else None
+        key = (func, x.dtype, tuple((t.dtype, t.dim()) for t in others), tuple(kwargs),
+               tuple(type(a) if isinstance(a, (bool, int, float, complex, torch.Tensor)) else _arg_key(a) for a in (*args, *kwargs.values())))
+        if key not in self.dtypes:
+            out = func(*args, **kwargs)
+            if len(self.layouts) + len(self.dtypes) >= self.LIMIT:
+                self.layouts.clear()
+                self.dtypes.clear()
+            self.dtypes[key] = out.dtype if type(out) is torch.Tensor and out.shape == shape and out.stride() == stride else None
+            return out
+        dtype = self.dtypes[key]
+        return None if dtype is None else torch.empty_strided(shape, stride, dtype=dtype, device=_META)
 
-        def to_meta(t: Any) -> Any:
-            return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta") if isinstance(t, torch.Tensor) else t
 
-        with _disable_current_modes():
-            result = func(*tree_map(to_meta, args), **tree_map(to_meta, kwargs))
-        return tree_map(lambda t: self.zeros(t.shape, t.dtype) if isinstance(t, torch.Tensor) else t, result)
+def _rule(func: Any) -> str:
+    """Which :class:`_MetaOps` rule applies to op overload ``func``."""
+    schema = func._schema
+    aliases = schema.is_mutable or any(r.alias_info is not None for r in schema.returns)
+    if func in _MetaOps.BATCH_NORM:
+        return "batch_norm"
+    if torch.Tag.pointwise in func.tags and len(schema.returns) == 1 and schema.arguments and schema.arguments[0].type.kind() == "TensorType":
+        if not aliases:
+            return "pointwise"
+        if schema.name.endswith("_") and schema.arguments[0].alias_info is not None and schema.arguments[0].alias_info.is_write:
+            return "in_place"  # relu_, add_: the result is the first operand; not an out= variant
+    if schema.is_mutable:
+        return "mutate"  # resize_, t_, set_, detach_, but also copy_ and out= variants: counted as possibly changing metadata
+    return "call" if aliases else "cache"
+
+
+def _inference_batch_norm(func: Any, args: tuple, kwargs: dict) -> bool:
+    """Batch norm with running statistics, not training, on a dense input of the statistics' dtype."""
+    if kwargs or len(args) < 5:
+        return False
+    x, stats = args[0], args[3]
+    training = func is torch.ops.aten.native_batch_norm.default and args[5]
+    return (not training and _dense(x) and x.dim() >= 2 and isinstance(stats, torch.Tensor) and stats.dtype == x.dtype
+            and tuple(stats.shape) == (x.shape[1],))
+
+
+def _dense(t: Any) -> bool:
+    """A tensor whose elements fill their span in row-major or channels-last order."""
+    return isinstance(t, torch.Tensor) and (t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)))
+
+
+def _arg_key(a: Any) -> Any:
+    """An argument as a hashable key: a tensor's layout, a value with its type (so ``1`` is not ``1.0``).
+
+    Raises TypeError for an unhashable value."""
+    if isinstance(a, torch.Tensor):
+        return (a.shape, a.stride(), a.dtype, a.storage_offset(), a.device.type)
+    if isinstance(a, (list, tuple)):
+        return (type(a), *map(_arg_key, a))
+    hash(a)
+    return (type(a), a)
+
+
+def _call_key(func: Any, args: tuple, kwargs: dict) -> tuple | None:
+    """What an op's meta result depends on (with the default dtype, which a factory may follow),
+    or None for a call with an unhashable argument, not to remember."""
+    try:
+        return (func, torch.get_default_dtype(), tuple(map(_arg_key, args)), tuple((k, _arg_key(v)) for k, v in kwargs.items()))
+    except TypeError:
+        return None
+
+
+def _layouts(out: Any) -> tuple | None:
+    """(tuple type, or None for a lone tensor; ((shape, strides, dtype), ...)) of a call's result,
+    or None when it holds anything but plain meta tensors."""
+    container = type(out) if isinstance(out, (tuple, list)) else None
+    outs = out if container else (out,)
+    if not outs or not all(type(t) is torch.Tensor and t.device.type == "meta" for t in outs):
+        return None
+    return container, tuple((tuple(t.shape), t.stride(), t.dtype) for t in outs)
 
 
 def _flat_tensors(args: tuple) -> list[torch.Tensor]:
@@ -251,24 +390,53 @@ def _flat_tensors(args: tuple) -> list[torch.Tensor]:
     return [t for a in args for t in (a if isinstance(a, (list, tuple)) else [a]) if isinstance(t, torch.Tensor)]
 
 
+#: Modules whose ops depend on the device (the CPU runs ``nn.LSTM`` as ``mkldnn_rnn_layer``,
+#: attention as a fused CPU kernel): the default trace counts them on a real forward pass.
+#: ``scaled_dot_product_attention`` called directly shows on meta tensors as ``_safe_softmax``
+#: (its math path), which the recorder refuses likewise.
+DEVICE_KERNELS = (nn.RNNBase, nn.MultiheadAttention)
+
+#: Modules counted as one layer from their input shape, whatever ops PyTorch runs for them:
+#: module type -> (op name, layer label, formula of (module, input shape)).
+MODULE_FORMULAS: dict[type, tuple[str, str, Callable[[nn.Module, list[int]], dict]]] = {
+    nn.LocalResponseNorm: (
+        "nn.LocalResponseNorm", "local_response_norm", lambda module, shape: formulas.local_response_norm(shape, module.size)
+    ),
+}
+
+
 @contextmanager
-def _module_tracking(model: nn.Module, stack: list[tuple[str, bool]]) -> Iterator[None]:
-    """Push (path, is_leaf) while each of the model's modules runs its forward.
+def _module_tracking(named: Sequence[tuple[str, nn.Module]], stack: list[tuple[str, bool]], recorder: _Recorder) -> Iterator[None]:
+    """Push (path, is_leaf) while each of the model's modules (``named``: ``model.named_modules()``) runs its
+    forward; record a :data:`MODULE_FORMULAS` module as one layer, its ops unrecorded.
 
     Two global hooks and a dict look-up, not two hooks per module: registering hooks on
     every module of a ResNet-50 cost more than counting it.
     """
     from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-    entries = {id(module): (path, next(module.children(), None) is None) for path, module in model.named_modules()}
+    entries = {id(module): (path, all(child is None for child in module._modules.values())) for path, module in named}
 
     def pre(module: nn.Module, inputs: Any) -> None:
         entry = entries.get(id(module))
         if entry is not None:
-            stack.append(entry)
+            stack.append(entry)  # before raising: the post hook runs anyway and pops it
+            if recorder.run is not None and isinstance(module, DEVICE_KERNELS):
+                raise RuntimeError(f"{type(module).__name__} {entry[0] or '<root>'!r} picks its kernel by device (oneDNN on "
+                                   "the CPU), so meta tensors would count another decomposition")
+            if type(module) in MODULE_FORMULAS:
+                recorder.absorbing += 1
 
     def post(module: nn.Module, inputs: Any, output: Any) -> None:
         if id(module) in entries:
+            if type(module) in MODULE_FORMULAS:
+                if isinstance(output, torch.Tensor):  # None when the forward raised
+                    op, label, formula = MODULE_FORMULAS[type(module)]
+                    fields = formula(module, list(inputs[0].shape))
+                    if recorder.measure:  # still absorbing: the statistics' own ops are not recorded
+                        fields.update(recorder._measure(inputs[:1], output, fields))
+                    recorder._record(op, label, fields)
+                recorder.absorbing -= 1
             stack.pop()
 
     handles = [register_module_forward_pre_hook(pre), register_module_forward_hook(post, always_call=True)]
@@ -280,9 +448,9 @@ def _module_tracking(model: nn.Module, stack: list[tuple[str, bool]]) -> Iterato
 
 
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Inference mode for the trace (dropout off, BN running stats), restored afterwards."""
-    training = [m for m in model.modules() if m.training]
+def _eval_mode(modules: Sequence[nn.Module]) -> Iterator[None]:
+    """Inference mode for the trace (dropout off, BN running stats) of all the model's ``modules``, restored afterwards."""
+    training = [m for m in modules if m.training]
     fastpath = torch.backends.mha.get_fastpath_enabled()
     for m in training:
         m.training = False
@@ -295,14 +463,130 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = True
 
 
-def _param_storages(model: nn.Module) -> dict[int, int]:
-    storages: dict[int, int] = {}
-    for p in model.parameters():
-        try:
-            storages[p.untyped_storage().data_ptr()] = p.numel()
-        except (RuntimeError, NotImplementedError):
-            continue
+def _param_storages(params: Iterator[torch.Tensor]) -> dict[int, int]:
+    """:meth:`OpContext.storage_key` -> elements, for the parameters that have a storage."""
+    storages = {OpContext.storage_key(p): p.numel() for p in params}
+    storages.pop(-1, None)
     return storages
+
+
+#: One parameter or buffer: (its module's ``_parameters`` or ``_buffers`` dict, name, tensor, is a parameter).
+_Slot = tuple[dict, str, torch.Tensor, bool]
+
+#: model -> (signature of its parameters and buffers, their meta twins, their :class:`OpContext` storages), from its
+#: last shapes-only trace: building the twins cost ResNet-50's trace about 10 %.
+_META_STATES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, list[torch.Tensor], dict[int, int]]] = weakref.WeakKeyDictionary()
+
+
+def _state_slots(modules: Sequence[nn.Module]) -> tuple[list[_Slot], tuple]:
+    """The parameters and buffers of ``modules`` as slots, and the signature their meta twins depend on.
+
+    The signature lists, for each tensor, its name, kind, identity, shape, strides, storage
+    offset, dtype, ``requires_grad``, and its storage's identity and size: equal signatures
+    give interchangeable twins (same layouts, same sharing). Raises RuntimeError for a
+    tensor without a storage (sparse).
+    """
+    slots, signature = [], []
+    for module in modules:
+        for group, is_param in ((module._parameters, True), (module._buffers, False)):
+            for name, t in group.items():
+                if t is not None:
+                    storage = t.untyped_storage()
+                    slots.append((group, name, t, is_param))
+                    signature.append((name, is_param, id(t), t.shape, t.stride(), t.storage_offset(), t.dtype, t.requires_grad,
+                                      storage._cdata, storage.nbytes()))
+    return slots, tuple(signature)
+
+
+def _meta_twins(slots: Sequence[_Slot]) -> tuple[list[torch.Tensor], dict[int, int]]:
+    """Meta twins of the slots' tensors, and the :class:`OpContext` storages of the parameters' twins.
+
+    A twin requires grad when its original does: ``torch.matmul`` picks ``mm`` or ``bmm``
+    by it, even under ``no_grad``.
+
+    Tensors that share a storage in the model (a tied weight, a view of another parameter)
+    are views of one meta storage here, at the same offsets and strides, so
+    :class:`OpContext` finds the same parameters and the same sharing as on real values.
+    """
+    bases: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+    twins: dict[int, torch.Tensor] = {}
+    with torch.enable_grad():  # views of a tensor that requires grad require grad only when made with grad on
+        for _, _, t, _ in slots:
+            if id(t) not in twins:
+                key = (OpContext.storage_key(t), t.dtype)
+                if key not in bases:
+                    bases[key] = torch.empty(t.untyped_storage().nbytes() // t.element_size(), dtype=t.dtype, device="meta",
+                                             requires_grad=t.dtype.is_floating_point or t.dtype.is_complex)
+                twin = bases[key].as_strided(t.shape, t.stride(), t.storage_offset())
+                twins[id(t)] = twin if t.requires_grad else twin.detach()
+    tensors = [twins[id(t)] for _, _, t, _ in slots]
+    return tensors, _param_storages(twin for (_, _, _, is_param), twin in zip(slots, tensors) if is_param)
+
+
+def _meta_state(model: nn.Module, modules: Sequence[nn.Module]) -> tuple[list[_Slot], list[torch.Tensor], dict[int, int]]:
+    """The slots of the model's parameters and buffers, their meta twins and the twins' :class:`OpContext` storages.
+
+    The twins are remembered per model (:data:`_META_STATES`) and rebuilt when the
+    signature of the parameters and buffers changed (a new shape, dtype or ``requires_grad``,
+    a replaced module or tensor, a newly tied weight).
+    """
+    slots, signature = _state_slots(modules)
+    cached = _META_STATES.get(model)  # a module is hashable (named_modules needs it)
+    if cached is None or cached[0] != signature:
+        cached = _META_STATES[model] = (signature, *_meta_twins(slots))
+    return slots, cached[1], dict(cached[2])
+
+
+@contextmanager
+def _swapped(slots: Sequence[_Slot], tensors: Sequence[torch.Tensor]) -> Iterator[None]:
+    """The slots hold ``tensors`` instead of their own while the context runs, as in :func:`torch.func.functional_call`
+    (which swaps the same dict entries through slower accessors)."""
+    for (group, name, _, _), tensor in zip(slots, tensors):
+        group[name] = tensor
+    try:
+        yield
+    finally:
+        for group, name, t, _ in slots:
+            group[name] = t
+
+
+def _record(model: nn.Module, named: Sequence[tuple[str, nn.Module]], inputs: tuple[torch.Tensor, ...], table: Registry[Handler],
+            measure: bool, meta: bool) -> _Recorder:
+    """Run the forward once under a fresh :class:`_Recorder`; on meta twins of the inputs, parameters and buffers if ``meta``.
+
+    ``named`` is ``model.named_modules()``. Exceptions of a real forward propagate; any
+    exception on meta tensors becomes :class:`_NeedsValues`.
+    """
+    stack: list[tuple[str, bool]] = []
+    if not meta:
+        recorder = _Recorder(table, OpContext(_param_storages(model.parameters())), stack, measure)
+        with _module_tracking(named, stack, recorder), recorder, _einsum_counted(recorder):
+            model(*inputs)
+        return recorder
+    recorder = None
+    try:
+        slots, twins, storages = _meta_state(model, [module for _, module in named])
+        recorder = _Recorder(table, OpContext(storages), stack, meta=True)
+        meta_inputs = tuple(torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta", requires_grad=t.requires_grad)
+                            for t in inputs)
+        with _swapped(slots, twins), _module_tracking(named, stack, recorder), recorder, _einsum_counted(recorder):
+            model(*meta_inputs)
+    except Exception as exc:  # noqa: BLE001 - whatever fails on meta tensors, the real forward decides
+        _META_STATES.pop(model, None)
+        where = f"{recorder.failed_at}: " if recorder is not None and recorder.failed_at else ""
+        raise _NeedsValues(f"{where}{type(exc).__name__}: {_first_line(exc)}") from exc
+    if recorder.run.mutated:  # an op may have changed a twin's shape or strides: build them afresh next time
+        _META_STATES.pop(model, None)
+    return recorder
+
+
+class _NeedsValues(Exception):
+    """The forward failed on meta tensors; the message names the op and module (when an op raised) and the error."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _shape_hint(model: nn.Module) -> str:
@@ -316,6 +600,12 @@ def _shape_hint(model: nn.Module) -> str:
     return ""
 
 
+def _model_name(model: nn.Module) -> str:
+    """A zoo model's registry name (``alexnet`` and ``caffenet`` share a class), else the model's class name."""
+    built = getattr(model, "dnnergy_architecture", None)  # zoo.ARCHITECTURE_ATTRIBUTE, set by create_model
+    return built["zoo"] if isinstance(built, dict) and isinstance(built.get("zoo"), str) else type(model).__name__
+
+
 def trace(
     model: nn.Module,
     example_input: Any = None,
@@ -326,7 +616,7 @@ def trace(
     ops: dict[str, Handler] | None = None,
     strict: bool = False,
     measure: bool = False,
-    compute: bool = True,
+    compute: bool | None = None,
 ) -> Workload:
     """Run ``model`` once on an example input and return its :class:`Workload`.
 
@@ -341,9 +631,17 @@ def trace(
     the model's modules carry (``dnnergy_hints``: bitwidths, densities, executed-MAC
     fractions set by compression, see :mod:`dnnergy.workload.hints`) are applied to their
     layers; measured densities win over hinted ones.
-    ``compute=False`` runs convolutions and matmuls on shapes only (their outputs are
-    zeros): several times faster and the counts are the same, but Python control flow
-    that depends on their values sees zeros, and it cannot be combined with ``measure``.
+    ``compute`` chooses how the forward runs. ``None`` (default): on meta tensors
+    (shapes only, no arithmetic; ResNet-50 in a fraction of a real forward's time), and,
+    when the forward needs values (``.item()``, ``if tensor:``, ``nonzero``, boolean
+    indexing, a CPU tensor made inside ``forward``), once more on real values; the
+    records are the same either way. ``Workload.traced_with`` says which ran
+    (``"shapes"`` or ``"forward"``) and ``Workload.trace_note`` why a shapes-only pass
+    fell back. Between calls it remembers the meta copies of a model's parameters (made
+    afresh when a parameter, buffer or module changed) and the layouts torch's meta kernels
+    returned for given shapes: tracing a model again runs only views and in-place ops' meta kernels.
+    ``True``: always a real forward (``measure=True`` implies it).
+    ``False``: shapes only; a forward that needs values raises :class:`TraceError`.
 
     Example: ``trace(nn.Linear(784, 300), (1, 784)).macs == 235_200``.
     """
@@ -358,21 +656,35 @@ def trace(
                 f"trace: input {i} of shape {tuple(t.shape)} is empty (a dimension is 0, e.g. a batch of 0 samples); "
                 "pass at least one sample"
             )
-    if measure and not compute:
-        raise UserInputError("trace: measure=True needs compute=True (densities come from real values)")
-    model_name = name or type(model).__name__
+    if compute not in (None, True, False):
+        raise UserInputError(f"trace: compute must be None (shapes, real forward if needed), True or False (got {compute!r})")
+    if measure and compute is False:
+        raise UserInputError("trace: measure=True needs compute=True or None (densities come from real values)")
+    model_name = name or _model_name(model)
     table = registry_copy()
     for op, handler in (ops or {}).items():
         table.add(op, handler, override=True)
-    stack: list[tuple[str, bool]] = []
-    recorder = _Recorder(table, OpContext(_param_storages(model)), stack, measure, compute)
-    try:
-        with _eval_mode(model), torch.no_grad(), _module_tracking(model, stack), recorder, _einsum_counted(recorder):
-            model(*inputs)
-    except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as exc:
-        shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TraceError(f"{model_name}: forward pass failed on input of shape {shapes}: {first}{_shape_hint(model)}") from exc
+    shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
+    recorder, traced_with, note = None, "forward", ""
+    named = list(model.named_modules())
+    with _eval_mode([module for _, module in named]), torch.no_grad():
+        if compute is not True and not measure:
+            try:
+                recorder, traced_with = _record(model, named, inputs, table, measure=False, meta=True), "shapes"
+            except _NeedsValues as exc:
+                if compute is False:
+                    raise TraceError(
+                        f"{model_name}: compute=False, but the forward on meta tensors of shape {shapes} failed ({exc}); "
+                        "a forward that needs tensor values must be traced with compute=None (the default) or True"
+                    ) from exc.__cause__
+                note = f"the shapes-only pass failed ({exc})"
+        if recorder is None:
+            try:
+                recorder = _record(model, named, inputs, table, measure, meta=False)
+            except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as exc:
+                raise TraceError(
+                    f"{model_name}: forward pass failed on input of shape {shapes}: {_first_line(exc)}{_shape_hint(model)}"
+                ) from exc
     unsupported = tuple(
         UnsupportedOp(op=op, count=count, modules=tuple(mods), macs=macs) for op, (count, mods, macs) in recorder.unsupported.items()
     )
@@ -384,6 +696,8 @@ def trace(
         ignored=tuple(sorted(recorder.ignored.items())),
         source="torch",
         distinct_params=sum(numel for _, _, numel in recorder.param_regions),
+        traced_with=traced_with,
+        trace_note=note,
     )
     workload = with_hints(workload, model_hints(model), measured=measure)
     if unsupported:

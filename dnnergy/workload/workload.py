@@ -18,6 +18,11 @@ class UnsupportedOp:
 
     ``macs`` is the multiply-accumulate count when a shape formula knows it (for example
     a 3-D convolution, which has no dataflow model) and ``None`` when unknown.
+
+    Example: tracing ``nn.Sequential(nn.Conv3d(1, 1, 1), nn.Flatten(), nn.Linear(8, 1))`` on
+    ``(1, 1, 2, 2, 2)`` lists ``UnsupportedOp(op='aten.convolution (3-D convolution)', count=1,
+    modules=('0',), macs=8)``; its ``Workload.unsupported_share()`` is
+    ``{'aten.convolution (3-D convolution)': 0.5}`` (8 of the 16 MACs).
     """
 
     op: str
@@ -36,6 +41,29 @@ class Workload:
     input shapes the workload was traced with. ``distinct_params`` is the number of
     learned parameters the ops read, each counted once (a shared or tied weight read by
     two layers counts once here and once per layer in ``Layer.params``).
+    ``traced_with`` is how :func:`~dnnergy.trace` ran the forward: ``"shapes"`` (meta
+    tensors, no arithmetic) or ``"forward"`` (real values); empty for other front ends.
+    ``trace_note`` says why a shapes-only pass fell back to a real forward (empty if none did).
+    Counts are for the whole traced batch; one MAC is one multiply + one add.
+
+    Example (a 3x3 conv, 2 filters, on a 4x4 image: 2 x 2x2 outputs x 9 = 72 MACs; an 8 -> 3
+    linear: 24 MACs):
+
+    >>> import dnnergy, torch.nn as nn
+    >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+    >>> workload = dnnergy.trace(net, (1, 1, 4, 4))
+    >>> workload.macs, workload.weights, workload.params, workload.batch  # params: 18 + 2 + 24 + 3
+    (96, 42, 47, 1)
+    >>> [layer.name for layer in workload.mac_layers()], [l.name for l in workload.of_kind(dnnergy.OpKind.CONV)]
+    (['0', '3'], ['0'])
+    >>> workload.replace_layers({"0": {"w_density": 0.5}})["0"].w_density, workload.with_all(w_bits=8)["3"].w_bits
+    (0.5, 8)
+    >>> workload.totals()
+    {'layers': 3, 'macs': 96, 'params': 47, 'weights': 42, 'ifmap': 32, 'ofmap': 19}
+    >>> workload.to_frame().shape[0], len(workload.to_records()), workload.unsupported_macs
+    (3, 3, 0)
+    >>> import json; json.loads(workload.to_json())["totals"]["macs"]
+    96
     """
 
     layers: tuple[Layer, ...]
@@ -45,6 +73,8 @@ class Workload:
     ignored: tuple[tuple[str, int], ...] = ()
     source: str = "torch"
     distinct_params: int | None = None
+    traced_with: str = ""
+    trace_note: str = ""
 
     def __post_init__(self) -> None:
         names = [layer.name for layer in self.layers]
@@ -67,10 +97,22 @@ class Workload:
             raise KeyError(f"Workload {self.name!r} has no layer {key!r}")
         return self.layers[key]
 
+    def __str__(self) -> str:
+        """A compact text table (:func:`dnnergy.report.display.text`)."""
+        from ..report.display import text
+
+        return text(self)
+
+    def _repr_html_(self) -> str:
+        """The full HTML table, for Jupyter (:func:`dnnergy.report.display.html`)."""
+        from ..report.display import html
+
+        return html(self)
+
     # -- totals -----------------------------------------------------------------
     @property
     def macs(self) -> int:
-        """Total multiply-accumulates (CONV, FC and MATMUL layers)."""
+        """Total multiply-accumulates, in MACs (one multiply + one add), of the CONV, FC and MATMUL layers."""
         return sum(layer.macs for layer in self.layers)
 
     @property
@@ -95,7 +137,8 @@ class Workload:
         return sum(op.macs or 0 for op in self.unsupported)
 
     def unsupported_share(self) -> dict[str, float | None]:
-        """Share of all MACs (counted + unsupported) carried by each unsupported op; None if unknown."""
+        """Share of all MACs (counted + unsupported) carried by each unsupported op, a fraction in [0, 1]; None if
+        unknown. Example: see :class:`UnsupportedOp` (a 3-D convolution with 8 of 16 MACs gives 0.5)."""
         total = self.macs + self.unsupported_macs
         return {op.op: (op.macs / total if total else 0.0) if op.macs is not None else None for op in self.unsupported}
 
@@ -153,6 +196,8 @@ class Workload:
             {
                 "name": self.name,
                 "source": self.source,
+                "traced_with": self.traced_with,
+                "trace_note": self.trace_note,
                 "input_shapes": [list(s) for s in self.input_shapes],
                 "totals": self.totals(),
                 "layers": self.to_records(),

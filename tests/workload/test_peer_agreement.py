@@ -451,10 +451,10 @@ def test_trace_speed_benchmark_quick_run(tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    assert "| dnnergy.trace(compute=False) |" in run.stdout and "| dnnergy.trace (real forward) |" in run.stdout
+    assert "| dnnergy.trace (default: shapes only) |" in run.stdout and "| dnnergy.trace(compute=True) (real forward) |" in run.stdout
     assert "faster than fvcore" in run.stdout
     text = results.read_text()
     assert "stale" not in text and "kept" in text and "also kept" in text
     assert text.count("## Trace speed") == 1
     # LeNet-5: 2,293,000 MACs (conv 1,888,000 + fc 405,000), reported by dnnergy and fvcore alike
-    assert "| dnnergy.trace(compute=False) |" in text and "2,293,000 |" in text
+    assert "| dnnergy.trace (default: shapes only) |" in text and "2,293,000 |" in text

@@ -237,18 +237,17 @@ def test_trace_counts_every_op(name):
     assert [u.op for u in workload.unsupported] == []
 
 
-def test_lrn_window_sum_is_counted_as_pooling():
-    # nn.LocalResponseNorm(5) sums squares over a 5-channel window: an avg_pool3d with a
-    # (5, 1, 1) kernel over the padded 100x55x55 map of AlexNet's conv1 output:
-    # 96 * 55 * 55 outputs x 5 taps = 1,452,000 ops.
-    pools = [layer for layer in traced("alexnet") if layer.op == "aten.avg_pool3d"]
-    assert pools[0].ops == 96 * 55 * 55 * 5
+def test_lrn_is_one_norm_layer_with_its_window_sum():
+    # nn.LocalResponseNorm(5) on AlexNet's 96x55x55 conv1 output, per element: a square,
+    # 5 window adds, scale, shift, power, divide: 96 * 55 * 55 x 10 = 2,904,000 ops.
+    lrns = [layer for layer in traced("alexnet") if layer.op == "nn.LocalResponseNorm"]
+    assert lrns[0].ops == 96 * 55 * 55 * 10
 
 
 def test_alexnet_normalizes_before_pooling_caffenet_after():
     # The LRN's squaring runs on the 55x55x96 map in AlexNet (96*55*55 = 290,400) and on the
     # pooled 27x27x96 map in CaffeNet (96*27*27 = 69,984); MACs and parameters are identical.
-    first_square = {n: next(layer for layer in traced(n) if layer.op == "aten.pow") for n in ("alexnet", "caffenet")}
+    first_square = {n: next(layer for layer in traced(n) if layer.op == "nn.LocalResponseNorm") for n in ("alexnet", "caffenet")}
     assert first_square["alexnet"].ifmap == 290_400
     assert first_square["caffenet"].ifmap == 69_984
 
