@@ -22,7 +22,8 @@ class Bitstream:
     """A coded tensor: ``nbits`` payload bits packed MSB first into ``data`` (the last byte padded with zeros).
 
     ``len(data) == ceil(nbits / 8)``. Example: ``Bitstream.of(np.array([1, 0, 1]))`` is
-    ``Bitstream(b"\\xa0", 3)``.
+    ``Bitstream(b"\\xa0", 3)``: 3 bits in 1 byte (``.nbytes == 1``), and ``.bits()`` gives
+    ``array([1, 0, 1], dtype=uint8)`` back.
     """
 
     data: bytes

@@ -39,11 +39,18 @@ def undelta(deltas: np.ndarray, bits: int) -> np.ndarray:
 
 
 def encode_delta(values: np.ndarray, bits: int = 16, code: RunLengthCode = EYERISS_RLC) -> Bitstream:
-    """Run-length code (``code`` with ``bits``-bit levels) of :func:`delta` of ``values``."""
+    """Run-length code (``code`` with ``bits``-bit levels) of :func:`delta` of ``values``.
+
+    Example: ``encode_delta(np.array([10, 11, 13, 13]))`` codes the differences ``[10, 1, 2, 0]``: three
+    non-zeros and a trailing zero are 4 pairs, two 64-bit words (``nbits == 128`` bits).
+    """
     return encode_rlc(delta(values, bits), code.with_level_bits(bits))
 
 
 def decode_delta(stream: Bitstream, shape: tuple[int, ...], bits: int = 16, code: RunLengthCode = EYERISS_RLC) -> np.ndarray:
-    """Inverse of :func:`encode_delta`: the int64 array of ``shape``."""
+    """Inverse of :func:`encode_delta`: the int64 array of ``shape``.
+
+    Example: ``decode_delta(encode_delta(np.array([10, 11, 13, 13])), (4,))`` is ``array([10, 11, 13, 13])``.
+    """
     shape = tuple(int(n) for n in shape)
     return undelta(decode_rlc(stream, int(np.prod(shape)), code.with_level_bits(bits)).reshape(shape), bits)

@@ -41,7 +41,11 @@ def _symbol():
 @dataclass(frozen=True, eq=False)
 class HuffmanStream:
     """One Huffman-coded sequence: the per-symbol ``counts`` (int64, the alphabet size long; their sum
-    is the sequence length), the payload ``data`` (uint8, ``ceil(bits / 8)`` bytes) and its length in ``bits``."""
+    is the sequence length), the payload ``data`` (uint8, ``ceil(bits / 8)`` bytes) and its length in ``bits``.
+
+    Example: ``stream = huffman_encode([0, 1, 2, 3, 0, 0], 4)`` has ``stream.length == 6`` symbols,
+    ``stream.alphabet == 4``, ``stream.counts == [3, 1, 1, 1]`` and ``stream.bits == 11``.
+    """
 
     counts: np.ndarray
     data: np.ndarray
@@ -104,7 +108,10 @@ def huffman_encode(symbols: object, alphabet: int) -> HuffmanStream:
 
 
 def huffman_decode(stream: HuffmanStream) -> np.ndarray:
-    """The symbols coded in ``stream`` (int64), exactly as given to :func:`huffman_encode`."""
+    """The symbols coded in ``stream`` (int64), exactly as given to :func:`huffman_encode`.
+
+    Example: ``huffman_decode(huffman_encode([0, 1, 2, 3, 0, 0], 4))`` is ``array([0, 1, 2, 3, 0, 0])``.
+    """
     if not isinstance(stream, HuffmanStream):
         raise UserInputError(f"huffman_decode expects a HuffmanStream (got {type(stream).__name__})")
     counts, n = stream.counts, stream.length

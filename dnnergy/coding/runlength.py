@@ -30,7 +30,12 @@ __all__ = ["RunLengthCode", "EYERISS_RLC", "zero_runs", "pair_count", "coded_bit
 
 @dataclass(frozen=True, slots=True)
 class RunLengthCode:
-    """Field widths of a run-length code: ``pairs_per_word`` (run, level) pairs plus ``term_bits`` per word."""
+    """Field widths of a run-length code: ``pairs_per_word`` (run, level) pairs plus ``term_bits`` per word.
+
+    Widths are in bits. Example: :data:`EYERISS_RLC` is ``RunLengthCode(run_bits=5, level_bits=16,
+    pairs_per_word=3, term_bits=1)``: ``EYERISS_RLC.word_bits == 64`` (3 x (5 + 16) + 1),
+    ``EYERISS_RLC.span == 32`` and ``EYERISS_RLC.with_level_bits(8).word_bits == 40``.
+    """
 
     run_bits: int = 5
     level_bits: int = 16
@@ -100,7 +105,8 @@ def encode_rlc(values: np.ndarray, code: RunLengthCode = EYERISS_RLC) -> Bitstre
     termination bit, set on the last word; unused pairs of the last word are (0, 0).
     ``nbits`` is :func:`coded_bits` of :func:`pair_count`. Raises :class:`UserInputError`
     for non-integers or values that do not fit. Example: ``encode_rlc([0, 0, 12])`` is one
-    64-bit word whose first pair is (2, 12).
+    64-bit word whose first pair is (2, 12); ``encode_rlc([0, 0, 3, 0, 5, 0, 0, 0]).nbits == 64`` bits
+    (three pairs fill one word).
     """
     flat = int_levels(values, code.level_bits)
     positions, runs, trailing = zero_runs(flat)
@@ -126,7 +132,8 @@ def decode_rlc(stream: Bitstream, numel: int, code: RunLengthCode = EYERISS_RLC)
     """Inverse of :func:`encode_rlc`: the first ``numel`` values, as int64.
 
     Raises :class:`UserInputError` when the stream is not whole words, a termination bit
-    is misplaced or the words hold fewer than ``numel`` values.
+    is misplaced or the words hold fewer than ``numel`` values. Example:
+    ``decode_rlc(encode_rlc([0, 0, 12]), 3)`` is ``array([0, 0, 12])``.
     """
     if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0:
         raise UserInputError(f"decode_rlc: numel must be a non-negative int (got {numel!r})")

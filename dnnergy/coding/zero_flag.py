@@ -42,7 +42,9 @@ def decode_zero_flag(stream: Bitstream, numel: int, level_bits: int = 16) -> np.
 
     NB: each flag's position depends on all earlier flags, so this walks the stream
     element by element in Python (about a microsecond per element). Raises
-    :class:`UserInputError` when the stream does not hold exactly ``numel`` values.
+    :class:`UserInputError` when the stream does not hold exactly ``numel`` values. Example:
+    ``decode_zero_flag(encode_zero_flag(np.array([0, 0, 3, 0, 5, 0, 0, 0])), 8)`` gives the 8 values back
+    from 40 bits (8 flags + 2 x 16-bit levels).
     """
     if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0:
         raise UserInputError(f"decode_zero_flag: numel must be a non-negative int (got {numel!r})")

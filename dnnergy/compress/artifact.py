@@ -54,7 +54,11 @@ _TRUSTED: set[str] = set()
 @dataclass(frozen=True, eq=False)
 class Loaded:
     """A model read by :func:`load`: the rebuilt ``model`` (eval mode), its ``record`` (or ``None``),
-    its ``architecture`` reference and an example ``input_shape`` (batch 1; ``None`` if unknown)."""
+    its ``architecture`` reference and an example ``input_shape`` (batch 1; ``None`` if unknown).
+
+    Example: loading a saved zoo ``lenet300`` gives ``Loaded(model=LeNet300(...), record=None,
+    architecture={'zoo': 'lenet300', 'kwargs': {}}, input_shape=(1, 1, 28, 28))``.
+    """
 
     model: nn.Module
     record: Record | None
@@ -142,6 +146,10 @@ def save(path: str | os.PathLike, model: nn.Module, record: Record | None = None
     :func:`load` set it); the stored example input shape comes from ``example`` (an input
     batch or shape), else the record, the edit log or the zoo. Raises :class:`UserInputError` when the
     architecture is unknown (a model built by hand: pass ``architecture="pkg.mod:build"``).
+
+    Example: ``dnnergy.save("lenet300.dnr", dnnergy.zoo.create_model("lenet300"))`` returns
+    ``Path("lenet300.dnr")``; ``dnnergy.save("mlp.dnr", nn.Linear(4, 2))`` raises (no architecture to rebuild
+    it from) unless given ``architecture="mypkg.models:build_mlp"``.
     """
     reference = architecture if architecture is not None else getattr(model, ARCHITECTURE_ATTRIBUTE, None)
     if reference is None:
@@ -174,6 +182,10 @@ def load(path: str | os.PathLike, *, architecture: str | Mapping[str, Any] | Non
     the command line's MODEL). A file of another kind, a damaged or malformed file, an
     unnamed factory, or weights that do not fit the rebuilt architecture raise
     :class:`UserInputError` naming the file.
+
+    Example: ``dnnergy.load("lenet300.dnr")`` (saved as in :func:`save`) returns a :class:`Loaded` whose
+    ``model`` is a ``LeNet300`` in eval mode with the saved weights, masks and hints, and whose
+    ``input_shape`` is ``(1, 1, 28, 28)``.
     """
     container = read_container(path, kind=KIND)
     where = os.fspath(path)

@@ -35,8 +35,10 @@ __all__ = ["Event", "CompressionContext"]
 class Event:
     """Something a method did that a progress display or a benchmark may want to see.
 
-    ``kind`` is ``"evaluated"`` (a validation accuracy was measured: ``accuracy``) or
+    ``kind`` is ``"evaluated"`` (a validation accuracy was measured: ``accuracy``, a fraction) or
     ``"fine_tuned"`` (``model`` was just retrained); ``message`` is one human line.
+    Example: ``Event("evaluated", "validation accuracy 97.20%", accuracy=0.972)``; see
+    :class:`CompressionContext` for a ``progress`` callback that collects them.
     """
 
     kind: str
@@ -72,6 +74,37 @@ class CompressionContext:
     * ``checkpoint``: a file where a long run (``eap``, ``eliminate``, ``netadapt``, a
       trade-off sweep) saves its progress after each finished step and resumes from when it
       exists (:mod:`~dnnergy.compress.checkpoint`); ``None``: no checkpoint.
+
+    Accuracies are fractions in [0, 1] (0.01 = one percentage point); energies are in the
+    objective's ``unit`` (pJ, or MAC-normalized on ``eyeriss``).
+
+    Example (the bundled 8x8 ``digits`` have no ``select`` split, so searches decide on ``val``):
+
+    >>> import torch.nn as nn
+    >>> from dnnergy.data import load_dataset
+    >>> events = []
+    >>> context = CompressionContext.build(load_dataset("digits"), max_accuracy_drop=0.02, fine_tuning=None,
+    ...                                    progress=events.append)
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    >>> accuracy = context.evaluate(model); 0.0 <= accuracy <= 1.0, events[-1].kind
+    (True, 'evaluated')
+    >>> context.examples.shape, context.calibration(5).shape, context.selection_split
+    (torch.Size([32, 1, 8, 8]), torch.Size([5, 1, 8, 8]), 'val')
+    >>> budgeted = context.with_reference(0.90)  # the unpruned model's validation accuracy
+    >>> budgeted.floor(), budgeted.within_budget(0.885), budgeted.within_budget(0.87)
+    (0.88, True, False)
+    >>> budgeted.with_selection_reference(model) is budgeted, budgeted.selection_floor()  # no select split
+    (True, 0.88)
+    >>> budgeted.selection_accuracy(model) == accuracy, budgeted.with_origin(model).origin is model
+    (True, True)
+    >>> context.require("energy", "magnitude").unit, context.fine_tune(model)  # fine_tuning=None: no retraining
+    ('MAC-normalized', False)
+    >>> point = context.measure(model, label="dense"); point.energy_unit, point.weights
+    ('MAC-normalized', 640)
+    >>> context.replace(seed=3).seed
+    3
+    >>> context.notify(Event("fine_tuned", "by hand")); events[-1].message
+    'by hand'
     """
 
     data: Dataset = field(repr=False)

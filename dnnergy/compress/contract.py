@@ -51,7 +51,8 @@ __all__ = ["Outcome", "Result", "Param", "Method", "METHODS", "register_method",
 @dataclass(frozen=True, eq=False)
 class Outcome:
     """What a method implementation returns: the compressed ``model``, a one-line ``summary`` of what
-    it chose, the ``steps`` it took and method-specific plain ``info``."""
+    it chose, the ``steps`` it took and method-specific plain ``info``. Example: the ``halve`` method of
+    this module's docstring returns ``Outcome(model, summary=f"weights x {ratio}")``."""
 
     model: nn.Module
     summary: str = ""
@@ -61,7 +62,12 @@ class Outcome:
 
 @dataclass(frozen=True, eq=False)
 class Result:
-    """A method's compressed model and its :class:`~dnnergy.compress.record.Record`."""
+    """A method's compressed model and its :class:`~dnnergy.compress.record.Record`.
+
+    Example: ``result = dnnergy.run(model, "magnitude", context, sparsity=0.5)`` gives the pruned copy
+    as ``result.model`` (``model`` is unchanged) and what was done as ``result.record`` (see
+    :class:`~dnnergy.compress.record.Record` for a checked run).
+    """
 
     model: nn.Module
     record: Record
@@ -69,7 +75,11 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class Param:
-    """One keyword parameter of a method: its name, default and (resolved) type annotation."""
+    """One keyword parameter of a method: its name, default and (resolved) type annotation.
+
+    Example: ``get_method("magnitude").params[0]`` is ``Param(name='sparsity', default=(0.5, 0.75, 0.9, 0.95),
+    annotation=float | tuple[float, ...])``.
+    """
 
     name: str
     default: Any
@@ -83,6 +93,18 @@ class Method:
     ``name`` is its registry name, ``strength`` the parameter a trade-off sweep varies
     (``None`` when it has none), ``params`` its keyword parameters, ``doc`` the docstring
     of the implementation (first line: :attr:`summary`).
+
+    Example:
+
+    >>> from dnnergy.compress import get_method
+    >>> method = get_method("magnitude")
+    >>> method.strength, method.takes("sparsity"), method.summary.split(":")[0]
+    ('sparsity', True, 'Han et al. 2015')
+    >>> method.check({"ratio": 2})
+    Traceback (most recent call last):
+    dnnergy.errors.UserInputError: magnitude: no parameter 'ratio'; it takes sparsity=(0.5, 0.75, 0.9, 0.95), scope='layer', layers=()
+
+    ``method.apply(model, context, {"sparsity": 0.5})`` is ``method(model, context, sparsity=0.5)``.
     """
 
     name: str
@@ -150,6 +172,8 @@ def register_method(name: str | None = None, *, strength: str | None = None, che
     loads or trains anything. Every parameter after ``context`` must be keyword-only with
     a default, so a method runs with no parameters at all. Raises ``TypeError`` for
     another signature and ``RuntimeError`` for a taken name (unless ``override=True``).
+    Example: the ``halve`` method of this module's docstring; afterwards
+    ``get_method("halve").strength == "ratio"``.
     """
 
     def decorate(impl: Callable[..., Outcome]) -> Method:
@@ -195,17 +219,27 @@ def _signature(method: Method) -> str:
 
 
 def list_methods(pattern: str = "*") -> list[str]:
-    """Registered method names matching the fnmatch ``pattern``, sorted (e.g. ``list_methods("s*")`` gives simd, snapea, structured)."""
+    """Registered method names matching the fnmatch ``pattern``, sorted.
+
+    Example: ``list_methods("s*") == ["share", "simd", "snapea", "structured"]``.
+    """
     return METHODS.list(pattern)
 
 
 def get_method(name: str) -> Method:
-    """The :class:`Method` registered as ``name``; unknown names raise :class:`UserInputError` with close names."""
+    """The :class:`Method` registered as ``name``; unknown names raise :class:`UserInputError` with close names.
+
+    Example: ``get_method("magnitude").strength == "sparsity"``; ``get_method("magnitud")`` raises
+    "unknown compression method 'magnitud'; did you mean magnitude? (known: ...)".
+    """
     return METHODS.get(name)
 
 
 def parse_chain(methods: str | Sequence[str | Method]) -> list[Method]:
-    """``"magnitude,structured"`` or ``["magnitude", "structured"]`` (names or :class:`Method`) -> the methods, in order."""
+    """``"magnitude,structured"`` or ``["magnitude", "structured"]`` (names or :class:`Method`) -> the methods, in order.
+
+    Example: ``[m.name for m in parse_chain("magnitude,structured")] == ["magnitude", "structured"]``.
+    """
     items = methods.split(",") if isinstance(methods, str) else list(methods)
     names = [m if isinstance(m, Method) else str(m).strip() for m in items]
     if not names or not all(names):
@@ -215,7 +249,11 @@ def parse_chain(methods: str | Sequence[str | Method]) -> list[Method]:
 
 def check_params(methods: str | Sequence[str | Method], params: Mapping[str, Any]) -> list[Method]:
     """The chain's methods, after checking ``params`` before any work: each must be taken by some method of the
-    chain (:class:`UserInputError` saying what each takes otherwise) and pass that method's own check."""
+    chain (:class:`UserInputError` saying what each takes otherwise) and pass that method's own check.
+
+    Example: ``check_params("magnitude", {"ratio": 2})`` raises "no method of 'magnitude' takes a parameter
+    'ratio' (magnitude takes sparsity=(0.5, 0.75, 0.9, 0.95), scope='layer', layers=())".
+    """
     chain = parse_chain(methods)
     for key in params:
         if not any(m.takes(key) for m in chain):
@@ -239,6 +277,11 @@ def run(model: nn.Module, methods: str | Sequence[str | Method], context: Compre
     result is that method's; a chain's record has ``method`` "a,b", the first stage's
     ``before``, the last stage's ``after``, every step, and one record per stage in
     ``stages``.
+
+    Example: ``run(model, "magnitude", context, sparsity=0.5)`` on the ``digits`` context of
+    :class:`~dnnergy.compress.record.Record`'s example halves the non-zero weights (640 -> 320) of a
+    copy of ``model``; ``run(model, "magnitude,structured", context)`` chains two stages and its
+    ``record.stages`` holds one record each.
     """
     chain = check_params(methods, params)
     if len(chain) == 1:

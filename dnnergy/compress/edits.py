@@ -45,7 +45,11 @@ _KINDS = ("remove_channels", "remove_inputs", "replace_module")
 
 
 def register_module(kind: str, *, override: bool = False):
-    """Decorator: let ``replace_module`` edits rebuild modules with this factory (a class or function)."""
+    """Decorator: let ``replace_module`` edits rebuild modules with this factory (a class or function).
+
+    Example: ``@register_module("svd_linear")`` over the low-rank layer class; ``MODULES.list()`` then
+    includes ``"svd_linear"`` and :func:`replay` rebuilds it from ``{"kind": "svd_linear", ...}`` edits.
+    """
     return MODULES.register(kind, override=override)
 
 
@@ -80,6 +84,22 @@ class EditLog:
 
     The inputs are known once a channel removal happened; a log of module swaps alone
     may have none (``input_shapes == ()``).
+
+    Example (remove 3 of the 16 hidden units, then rebuild the pruned architecture from plain data):
+
+    >>> import torch, torch.nn as nn
+    >>> from dnnergy.compress.removal import prune_channels
+    >>> from dnnergy.compress.edits import edit_log
+    >>> def mlp(): return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    >>> pruned = prune_channels(mlp(), torch.zeros(1, 1, 8, 8), {"1": [0, 1, 2]})
+    >>> log = edit_log(pruned)
+    >>> log.removed, [tuple(t.shape) for t in log.example()]
+    ({'1': 3}, [(1, 1, 8, 8)])
+    >>> log.to_dict()["edits"]
+    [{'kind': 'remove_channels', 'module': '1', 'data': {'indices': [0, 1, 2]}}]
+    >>> rebuilt = replay(mlp(), EditLog.from_dict(log.to_dict()))
+    >>> rebuilt[1].out_features, rebuilt.load_state_dict(pruned.state_dict()).missing_keys
+    (13, [])
     """
 
     input_shapes: tuple[tuple[int, ...], ...] = ()
@@ -160,6 +180,9 @@ def replay(model: nn.Module, log: EditLog) -> nn.Module:
 
     The weights are whatever ``model`` holds; load the compressed ``state_dict`` afterwards
     (:func:`dnnergy.load` does both). The model gets its own copy of the log.
+
+    Example: see :class:`EditLog` (a 64-16-10 MLP replayed with 3 hidden units removed has
+    ``Linear(64, 13)``, and the pruned ``state_dict`` loads strictly).
     """
     from .removal import ChannelSurgeon
 

@@ -19,7 +19,10 @@ PRUNABLE_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d
 
 @dataclass(frozen=True, slots=True)
 class LayerSparsity:
-    """Zero count of one weight tensor: ``numel`` elements of which ``zeros`` are exactly 0."""
+    """Zero count of one weight tensor: ``numel`` elements of which ``zeros`` are exactly 0.
+
+    Example: ``LayerSparsity("fc1.weight", 8, 6)`` has ``.nonzeros == 2`` and ``.sparsity == 0.75`` (a fraction).
+    """
 
     name: str
     numel: int

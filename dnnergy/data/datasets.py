@@ -73,6 +73,15 @@ class Dataset:
     ``[0, num_classes)``. ``mean`` and ``std`` record the (scalar) normalisation
     already applied to every split, ``x = (pixel - mean) / std`` (0 and 1 when the
     pixels are left in ``[0, 1]``). Compared by identity: the tensors are large.
+
+    Example:
+
+    >>> from dnnergy.data import load_dataset
+    >>> data = load_dataset("digits")
+    >>> data.sizes, data.selection_split  # no select split: searches decide on val
+    ({'train': 1257, 'val': 180, 'test': 360}, 'val')
+    >>> images, labels = data.split("val").tensors; images.shape, labels.dtype
+    (torch.Size([180, 1, 8, 8]), torch.int64)
     """
 
     name: str
@@ -143,7 +152,8 @@ def stratified_split(labels: np.ndarray, n_val: int, n_test: int, seed: int) -> 
     cutting after ``n_test`` and ``n_val`` gives every split each class's proportional
     share to within two samples (exactly 100 per digit in MNIST's 1,000-image test
     split). Sizes are exact counts; the three sorted index arrays are disjoint and
-    cover every sample.
+    cover every sample. Example: ``stratified_split(np.repeat(np.arange(2), 10), 4, 4, seed=0)`` gives
+    12 / 4 / 4 indices, with two samples of each class in the validation and test splits.
     """
     n = len(labels)
     if n_val < 0 or n_test < 0 or n_val + n_test >= n:
@@ -196,7 +206,11 @@ def register_dataset(name: str, *, aliases: tuple[str, ...] = (), override: bool
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
-    """Registered dataset names (not aliases) matching the fnmatch ``pattern``, sorted: ``["digits", "mnist", "synthetic"]``."""
+    """Registered dataset names (not aliases) matching the fnmatch ``pattern``, sorted.
+
+    Example: ``list_datasets() == ["digits", "fashion-mnist", "mnist", "synthetic"]``; ``list_datasets("*mnist")``
+    gives the two MNISTs.
+    """
     return _REGISTRY.list(pattern)
 
 
@@ -232,6 +246,8 @@ def idx_dataset(directory: str | Path, *, name: str | None = None, n_select: int
     seeded, into train / ``n_select`` selection / ``n_val`` validation images (60,000 ->
     50,000 / 5,000 / 5,000). Pixels are ``value / 255`` in ``[0, 1]`` (``normalize`` as in
     :func:`mnist`); classes are ``max(label) + 1``. ``name`` defaults to ``idx-<directory name>``.
+    Example: ``idx_dataset("/usr/share/datasets/fashion-mnist").sizes == {"train": 50000, "select": 5000,
+    "val": 5000, "test": 10000}`` (name ``"idx-fashion-mnist"``).
     """
     directory = Path(directory).expanduser()
     arrays = _idx_arrays(str(directory.resolve()))
@@ -254,7 +270,9 @@ def fashion_mnist(seed: int = 0, normalize: bool = False) -> Dataset:
     ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``). Split 50,000 train /
     5,000 selection / 5,000 validation (both held out of training, stratified, seeded) /
     the official 10,000 test images. A missing directory raises a one-line
-    :class:`~dnnergy.errors.UserInputError` saying how to install it.
+    :class:`~dnnergy.errors.UserInputError` saying how to install it. Example: ``fashion_mnist().sizes ==
+    {"train": 50000, "select": 5000, "val": 5000, "test": 10000}`` and its ``selection_split`` is
+    ``"select"`` (loading takes a few seconds).
     """
     directory = Path(os.environ.get(FASHION_MNIST_ENV) or _FASHION_MNIST_DEBIAN)
     if not directory.is_dir():
@@ -284,7 +302,8 @@ def mnist(seed: int = 0, normalize: bool = False) -> Dataset:
     Split 3,500 train / 500 val / 1,000 test, stratified (exactly 50 and 100 per digit
     in val and test with the default seed). Pixels are ``value / 255`` in ``[0, 1]``;
     with ``normalize=True`` they are standardised with the train split's mean and std
-    (about 0.13 and 0.31), recorded on the returned :class:`Dataset`.
+    (about 0.13 and 0.31), recorded on the returned :class:`Dataset`. Example:
+    ``mnist().split("train").tensors[0].shape == (3500, 1, 28, 28)``.
     """
     images, labels = _mnist_arrays()
     return _make("mnist", images.reshape(-1, 1, 28, 28) / 255.0, labels, 10, 500, 1000, seed, normalize)
@@ -295,7 +314,8 @@ def digits(seed: int = 0, normalize: bool = False) -> Dataset:
     """scikit-learn's digits: 1,797 images, 8 x 8 with 17 grey levels, 10 classes.
 
     Split 1,257 train / 180 val / 360 test (70 / 10 / 20 %), stratified. Pixels are
-    ``value / 16`` in ``[0, 1]``; ``normalize`` as in :func:`mnist`.
+    ``value / 16`` in ``[0, 1]``; ``normalize`` as in :func:`mnist`. Example:
+    ``digits().sizes == {"train": 1257, "val": 180, "test": 360}``.
     """
     try:
         from sklearn.datasets import load_digits
@@ -314,6 +334,7 @@ def synthetic(n: int = 1000, shape: tuple[int, ...] = (1, 8, 8), classes: int = 
     standard deviation ``noise``, clipped to ``[0, 1]``. Classes are balanced (sample i
     has class ``i % classes`` before shuffling). Split 70 / 10 / 20 % as :func:`digits`.
     With the defaults (64 pixels, noise 0.5) nearest-class-mean gets about 98 % of the test split right.
+    Example: ``synthetic(n=100).sizes == {"train": 70, "val": 10, "test": 20}``, images ``(70, 1, 8, 8)``.
     """
     shape = tuple(int(d) for d in shape)
     if classes < 2 or n < 2 * classes or not shape or min(shape) < 1 or noise < 0:

@@ -72,7 +72,9 @@ def read_idx_directory(directory: str | Path) -> dict[str, np.ndarray]:
     """The four arrays of an MNIST-style IDX directory, keyed as :data:`IDX_FILES`.
 
     Images must be ``(n, H, W)`` and labels ``(n,)`` with matching ``n``; anything else
-    raises :class:`~dnnergy.errors.UserInputError` naming the file.
+    raises :class:`~dnnergy.errors.UserInputError` naming the file. Example:
+    ``read_idx_directory("/usr/share/datasets/fashion-mnist")["train_images"].shape == (60000, 28, 28)``
+    (``uint8``), with ``"train_labels"``, ``"test_images"`` (10,000) and ``"test_labels"`` beside it.
     """
     directory = Path(directory)
     if not directory.is_dir():

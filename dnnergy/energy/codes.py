@@ -35,7 +35,12 @@ __all__ = ["DramCode", "RlcCode", "ZeroFlagCode", "RawCode", "register_code", "g
 
 @runtime_checkable
 class DramCode(Protocol):
-    """Anything with a ``name`` and a ``coded_bits(numel, bits, density, stats=None)`` method."""
+    """Anything with a ``name`` and a ``coded_bits(numel, bits, density, stats=None)`` method.
+
+    Example: ``ZeroFlagCode().coded_bits(100, 16, 0.1) == 260.0`` bits (100 flags + 10 x 16 level bits) and
+    ``RawCode().coded_bits(100, 16, 0.1) == 1600`` bits; the ``Coordinates`` code of this module's docstring
+    is one too.
+    """
 
     name: str
 
@@ -112,7 +117,11 @@ def register_code(code: DramCode, *, aliases: Iterable[str] = (), override: bool
 
 
 def list_codes(pattern: str = "*") -> list[str]:
-    """Registered DRAM code names matching the fnmatch ``pattern``, sorted: ``["none", "rlc", "zero_flag"]``."""
+    """Registered DRAM code names matching the fnmatch ``pattern``, sorted.
+
+    Example: ``list_codes() == ["bitmask", "coordinates", "csc", "none", "rlc", "zero_flag"]``
+    (the last three are DRAM codes; the first three the on-chip formats of :mod:`dnnergy.energy.formats`).
+    """
     return _CODES.list(pattern)
 
 

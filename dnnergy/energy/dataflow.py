@@ -42,6 +42,10 @@ class AccessCounts:
     ``accesses[(datum, level_kind)]`` counts word accesses (reads + writes) of that
     data type at that level, words being one datum each, whatever the bitwidth.
     ``mapping`` optionally describes the mapping chosen (plain data: ints, strs, lists).
+    Example: ``AccessCounts(8, {(Datum.WEIGHT, LevelKind.DRAM): 8, (Datum.IFMAP, LevelKind.BUFFER): 8})``:
+    8 MACs that read each of 8 weights once from DRAM and an input word from the buffer per MAC
+    (:class:`~dnnergy.energy.weights_once.WeightsOnce` on ``nn.Linear(4, 2)`` gives these and 8
+    buffer reads of weights).
     """
 
     macs: int | float
@@ -66,7 +70,12 @@ class AccessCounts:
 
 @runtime_checkable
 class Dataflow(Protocol):
-    """Anything with a ``name`` and an ``accesses(layer, hardware) -> AccessCounts`` method."""
+    """Anything with a ``name`` and an ``accesses(layer, hardware) -> AccessCounts`` method.
+
+    Example: the ``Naive`` dataflow of this module's docstring; ``isinstance(WeightsOnce(), Dataflow)`` is
+    True and ``get_dataflow("weights_once").accesses(layer, load_hardware("horowitz45"))`` gives the
+    :class:`AccessCounts` of one layer.
+    """
 
     name: str
 
@@ -84,7 +93,8 @@ def register_dataflow(name: str, *, override: bool = False) -> Callable[[_T], _T
 
     Raises ``TypeError`` for an empty name or an entry that is not callable, and
     ``RuntimeError`` for a taken name (unless ``override=True``); returns the class
-    unchanged. :func:`get_dataflow` instantiates it (example in the module docstring).
+    unchanged. :func:`get_dataflow` instantiates it. Example: the ``Naive`` class of the module
+    docstring; ``get_dataflow("naive")`` then returns a new ``Naive()``.
     """
 
     def decorator(factory: _T) -> _T:
@@ -96,7 +106,11 @@ def register_dataflow(name: str, *, override: bool = False) -> Callable[[_T], _T
 
 
 def list_dataflows(pattern: str = "*") -> list[str]:
-    """Registered dataflow names matching the fnmatch ``pattern``, sorted: ``list_dataflows("weights*")``."""
+    """Registered dataflow names matching the fnmatch ``pattern``, sorted.
+
+    Example: ``list_dataflows() == ["row_stationary", "row_stationary_search", "weights_once"]``;
+    ``list_dataflows("weights*") == ["weights_once"]``.
+    """
     return _REGISTRY.list(pattern)
 
 

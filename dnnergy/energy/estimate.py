@@ -74,7 +74,12 @@ DEFAULT_CODING = "rlc"
 
 
 class NonMac(str, Enum):
-    """Whether layers without MACs are priced."""
+    """Whether layers without MACs are priced.
+
+    Example: for ``nn.Sequential(nn.Linear(4, 2), nn.ReLU())`` on ``eyeriss``, ``estimate(w, "eyeriss")`` prices the
+    ReLU (``by_level()["ALU"] == 0.13`` MAC-normalized, plus its buffer traffic) and
+    ``estimate(w, "eyeriss", non_mac="exclude")`` leaves it out (``excluded == ("1",)``).
+    """
 
     PRICE = "price"  #: ops x add energy + fmap traffic at the buffer
     EXCLUDE = "exclude"  #: left out, as the papers do

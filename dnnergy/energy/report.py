@@ -28,7 +28,10 @@ class EnergyRecord:
     ``accesses`` are effective accesses after zero gating/skipping and DRAM coding
     (coded traffic expressed in words of ``bits`` bits; for compute, operations), so
     ``energy = accesses * cost(bits)`` in the report's unit. For MAC records ``bits`` is
-    the wider operand.
+    the wider operand. Example: estimating ``nn.Linear(4, 2)`` on the ``eyeriss`` preset (unit
+    MAC-normalized, one DRAM access of a 16-bit word = 200) gives the record
+    ``EnergyRecord(layer='addmm', kind='fc', datum='weight', level='DRAM', accesses=8.0, bits=16,
+    energy=1600.0)``: its 8 weights read once from DRAM.
     """
 
     layer: str
@@ -54,7 +57,27 @@ class EnergyReport:
     ``levels`` the hardware's memory-level names, outermost (DRAM) first, so tables and
     plots can order level columns as the hardware does; ``batch`` the images of the pass
     (the workload's batch), so :attr:`total` is per batch and :attr:`per_image` per image.
-    Reports add (``a + b``) only when their units and batches agree.
+    Reports add (``a + b``) only when their units and batches agree. ``unit`` is the
+    hardware's: ``"pJ"`` or ``"MAC-normalized"`` (multiples of one reference MAC).
+
+    Example (the ``eyeriss`` preset is MAC-normalized: a 16-bit MAC costs 1, a DRAM access 200):
+
+    >>> import dnnergy, torch.nn as nn
+    >>> report = dnnergy.estimate(dnnergy.trace(nn.Linear(4, 2), (1, 4)), "eyeriss")
+    >>> report.unit, report.total, report.macs
+    ('MAC-normalized', 2932.0, 8.0)
+    >>> report.by_level()["DRAM"]  # (8 weights + 4 inputs + 2 outputs) x 200
+    2800.0
+    >>> report.by_datum()["compute"], report.by_layer()
+    (8.0, {'addmm': 2932.0})
+    >>> report.by_datum_and_level()[("weight", "DRAM")]
+    1600.0
+    >>> report.normalized() is report  # already MAC-normalized; a pJ report is divided by mac_energy
+    True
+    >>> report.to_frame().shape, report.to_csv().splitlines()[0]  # 11 records x (7 fields + unit)
+    ((11, 8), 'layer,kind,datum,level,accesses,bits,energy,unit')
+    >>> report.to_dict()["by_level"]["MAC"], '"total": 2932.0' in report.to_json()
+    (8.0, True)
     """
 
     records: tuple[EnergyRecord, ...]

@@ -25,7 +25,19 @@ __all__ = ["WeightsOnce"]
 
 @register_dataflow("weights_once")
 class WeightsOnce:
-    """Weights streamed once from DRAM through SRAM; activations written and read once in SRAM."""
+    """Weights streamed once from DRAM through SRAM; activations written and read once in SRAM.
+
+    Example (``nn.Linear(4, 2)``: 8 weights, 8 MACs, 2 outputs; counts are words):
+
+    >>> import dnnergy, torch.nn as nn
+    >>> from dnnergy.hardware import load_hardware
+    >>> layer, hardware = dnnergy.trace(nn.Linear(4, 2), (1, 4))[0], load_hardware("horowitz45")
+    >>> counts = WeightsOnce().accesses(layer, hardware)
+    >>> counts.macs, {(d.value, k.value): n for (d, k), n in counts.accesses.items()}
+    (8, {('weight', 'dram'): 8, ('weight', 'buffer'): 8, ('ifmap', 'buffer'): 8})
+    >>> dict(WeightsOnce().output_accesses(layer, hardware).accesses)  # the 2 outputs written + read once
+    {(<Datum.OFMAP: 'ofmap'>, <LevelKind.BUFFER: 'buffer'>): 4}
+    """
 
     name = "weights_once"
 

@@ -72,6 +72,12 @@ def elimination_sweep(model: nn.Module, context: CompressionContext, layer: str,
     residual. The SVD of ``X`` (the first ``samples`` training images) is computed once.
     With ``context.checkpoint`` set, the points are saved after each one and a run started
     again continues after the last (:mod:`~dnnergy.compress.checkpoint`).
+
+    Example: ``elimination_sweep(model, context, "1", step=4)`` on a 64-16-10 MLP trained 3 epochs on
+    ``digits`` (``CompressionContext.build(load_dataset("digits"), max_accuracy_drop=0.05)``) returns 4
+    points with ``info["plan"]`` ``{"1": 14}``, ``{"1": 10}``, ``{"1": 6}``, ``{"1": 2}`` (14 = the rank of
+    the hidden layer's input), each with its accuracy (a fraction) and energy (MAC-normalized on eyeriss);
+    the last one left the budget.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 1:
         raise UserInputError(f"elimination_sweep: step must be a positive int (got {step!r})")
@@ -101,7 +107,11 @@ def _save(checkpoint: Checkpoint | None, state: dict) -> None:
 @dataclass(frozen=True, slots=True)
 class Search:
     """What :func:`elimination_search` decided: the ``start`` (every neuron kept), the accepted plans
-    in order (each within the budget) and the move that left it (``None`` if every layer reached one)."""
+    in order (each within the budget) and the move that left it (``None`` if every layer reached one).
+
+    Example: for the 64-16-10 MLP of :func:`elimination_search`, ``search.start.info["plan"] == {"1": 16}``
+    and ``search.plan`` is the last accepted plan, e.g. ``{"1": 4}`` (neurons kept per layer).
+    """
 
     start: Point
     accepted: tuple[Point, ...]
@@ -149,6 +159,10 @@ def elimination_search(model: nn.Module, context: CompressionContext, layers: Se
     ``"ray"`` or an object with ``map``; :mod:`~dnnergy.explore.executors`). With
     ``context.checkpoint`` set, the accepted plans are saved after each round and a run
     started again continues from them (:mod:`~dnnergy.compress.checkpoint`).
+
+    Example: ``elimination_search(model, context, ["1"], steps=4)`` with the model and context of
+    :func:`elimination_sweep` accepts 3 plans in a few seconds and returns a :class:`Search` whose
+    ``plan`` is ``{"1": 4}`` (4 of the 16 hidden neurons kept).
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise UserInputError(f"elimination_search: steps must be a positive int (got {steps!r})")

@@ -53,7 +53,12 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """Tasks on this machine: one after the other in this process (``workers`` 0 or 1), or in a
-    spawned process pool of ``workers`` processes."""
+    spawned process pool of ``workers`` processes.
+
+    Example: ``LocalExecutor().map(abs, [-1, 2, -3]) == [1, 2, 3]`` with ``LocalExecutor().in_process``
+    True; ``LocalExecutor(workers=2).map(abs, [-1, 2, -3])`` gives the same from two spawned processes
+    (``in_process`` False).
+    """
 
     def __init__(self, workers: int = 0):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
@@ -66,6 +71,7 @@ class LocalExecutor:
         return self.workers <= 1
 
     def map(self, fn: Callable[[Any], Any], *iterables: Iterable[Any]) -> list[Any]:
+        """``[fn(item) for item in items]`` in order, here or in the pool (``fn`` and items must pickle)."""
         if self.in_process:
             return list(map(fn, *iterables))
         with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -95,6 +101,13 @@ class RayExecutor:
     Ray is started on the first :meth:`map` unless it already runs in this process (then
     it is used as it is). :meth:`shutdown` (or leaving a ``with`` block) stops an
     instance this executor started.
+
+    Example (starting Ray takes seconds)::
+
+        executor = RayExecutor(num_cpus=2)
+        executor.start()                      # optional: map starts Ray itself
+        executor.map(abs, [-1, 2, -3])        # [1, 2, 3], one Ray task per item
+        executor.shutdown()                   # stops the local instance started above
     """
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None):
@@ -118,6 +131,7 @@ class RayExecutor:
         self._started = True
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """``[fn(item) for item in items]`` in order, one Ray task per item (``fn`` shipped once)."""
         ray = _ray()
         self.start()
         remote = ray.remote(num_cpus=1)(_call)
@@ -142,7 +156,11 @@ class RayExecutor:
 
 def as_executor(executor: Any = None, *, workers: int = 0, address: str | None = None) -> Any:
     """The executor ``executor`` names: ``None``/``"local"`` -> :class:`LocalExecutor` (``workers``),
-    ``"ray"`` -> :class:`RayExecutor` (``address``); an object with ``map`` is returned as it is."""
+    ``"ray"`` -> :class:`RayExecutor` (``address``); an object with ``map`` is returned as it is.
+
+    Example: ``as_executor()`` is ``LocalExecutor(workers=0)``, ``as_executor("local", workers=2)`` a pool of
+    two; ``as_executor(ThreadPoolExecutor(2))`` returns that pool unchanged.
+    """
     if executor is None or executor == "local":
         if address is not None:
             raise UserInputError("--ray-address needs --executor ray")

@@ -38,7 +38,13 @@ def largest_within(grid: Sequence[float], trial: Callable[[float], tuple[float, 
 
 @dataclass(frozen=True, eq=False)
 class Strongest:
-    """The outcome of :func:`strongest`: the strength chosen (``None`` if none kept the budget), its result, trials run."""
+    """The outcome of :func:`strongest`: the strength chosen (``None`` if none kept the budget), its result, trials run.
+
+    Example: when ``structured`` keeps the budget at ratio 0.5 but not at 0.75,
+    ``strongest(model, context, "structured", (0.25, 0.5, 0.75))`` gives
+    ``Strongest(strength=0.5, result=<the ratio-0.5 Result>, trials=2)`` (a binary search, see
+    :func:`largest_within`); when no ratio keeps it, ``Strongest(None, None, trials)``.
+    """
 
     strength: float | None
     result: Result | None

@@ -120,7 +120,12 @@ def tradeoff(model: nn.Module, context: CompressionContext, method: str, strengt
     (:mod:`~dnnergy.explore.executors`); tasks that may leave this process go without the
     progress callback, so they pickle. The input model is not changed. With
     ``context.checkpoint`` set, the points are saved as they finish (a process pool's
-    ``workers`` at a time) and a sweep started again skips the ones saved.
+    ``workers`` at a time) and a sweep started again skips the ones saved. Accuracies are
+    fractions in [0, 1]; energies in the objective's unit.
+
+    Example: ``tradeoff(model, context, "magnitude", [0.5, 0.9], latency=False)`` on a 64-16-10 MLP
+    (1,184 weights) and a ``digits`` context gives two points, with 592 and 118 non-zero weights and
+    energies in MAC-normalized units (``CompressionContext.build``'s eyeriss default).
     """
     tasks = _tasks(model, context, method, strengths, [""], params, latency, executor)
     return Sweep(_sweep(tasks, executor, checkpoint_of(context, "tradeoff", model, _identity(tasks))))
@@ -133,6 +138,10 @@ def layer_curves(model: nn.Module, context: CompressionContext, method: str, str
 
     Runs ``method`` with ``layers=(layer,)``; returns ``{layer: points}`` in the order of
     ``layers``. All (layer, strength) tasks go to ``executor`` at once.
+
+    Example: ``layer_curves(model, context, "magnitude", [0.5, 0.9], layers=["1", "3"], latency=False)`` with the
+    model and context of :func:`tradeoff` gives ``{"1": [2 points], "3": [2 points]}``; pruning layer ``"1"``
+    (1,024 weights) to 0.9 leaves 262 non-zero weights, pruning ``"3"`` (160) leaves 1,040.
     """
     if not layers:
         raise UserInputError("layer_curves: name at least one layer (module path such as 'fc1')")
@@ -147,6 +156,10 @@ def best_layer(curves: Mapping[str, Sequence[Point]], min_accuracy: float) -> tu
 
     Returns ``(layer, point)``, or ``None`` when no point reaches the accuracy. Ties go to
     the layer listed first. As in seed 002, the answer changes with the target accuracy.
+
+    Example: with the curves of :func:`layer_curves`, ``best_layer(curves, 0.0)`` is ``("1", <the sparsity 0.9
+    point of layer "1">)``, the lowest energy overall; ``best_layer(curves, 1.01)`` is ``None`` (accuracy is a
+    fraction: no point reaches 101 %).
     """
     best: tuple[str, Point] | None = None
     for layer, points in curves.items():

@@ -23,6 +23,7 @@ class PEArray:
     by the three data: a PE's filter, ifmap and psum words must then fit it *together*
     (each still at most its own field; set those to ``shared_rf_words`` for a fully shared
     RF, as nn_dataflow models one: ``PEArray(12, 14, 261, 261, 261, shared_rf_words=261)``).
+    Example: ``PEArray(12, 14, 224, 12, 24).pes == 168`` (the ``eyeriss`` preset's array).
     """
 
     rows: int
@@ -56,6 +57,19 @@ class Hardware:
     or ifmap (default: gate both, as Eyeriss); each level's ``storage`` how it keeps
     each datum (see :mod:`dnnergy.hardware.sparse`). Build from YAML with :func:`~dnnergy.hardware.load_hardware`
     or directly in Python; derive variants with :meth:`replace`.
+
+    Example:
+
+    >>> from dnnergy.hardware import load_hardware
+    >>> eyeriss = load_hardware("eyeriss")
+    >>> eyeriss.unit, [(level.name, level.energy) for level in eyeriss.levels]  # per 16-bit access
+    ('MAC-normalized', [('DRAM', 200.0), ('global_buffer', 6.0), ('array', 2.0), ('RF', 1.0)])
+    >>> eyeriss.level("dram").name, eyeriss.level("buffer").name, eyeriss.pe_array.pes
+    ('DRAM', 'global_buffer', 168)
+    >>> eyeriss.replace(name="mine").name
+    'mine'
+    >>> load_hardware("horowitz45").unit  # 640 pJ per 32-bit DRAM access
+    'pJ'
     """
 
     name: str

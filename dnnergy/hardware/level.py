@@ -15,7 +15,10 @@ __all__ = ["LevelKind", "MemoryLevel", "LEVEL_ORDER"]
 
 
 class LevelKind(str, Enum):
-    """The four storage levels of the Eyeriss hierarchy (Chen et al., ISCA 2016), outermost first."""
+    """The four storage levels of the Eyeriss hierarchy (Chen et al., ISCA 2016), outermost first.
+
+    Example: ``[k.value for k in LevelKind] == ["dram", "buffer", "array", "rf"]``; ``LevelKind("rf") is LevelKind.RF``.
+    """
 
     DRAM = "dram"  #: off-chip memory
     BUFFER = "buffer"  #: on-chip global buffer (SRAM)
@@ -42,6 +45,10 @@ class MemoryLevel:
     is accepted), a format being a registered code object such as
     ``get_code("csc")`` (:mod:`dnnergy.energy.formats`); a datum not listed is stored
     uncompressed (at DRAM: as ``estimate``'s ``coding`` says).
+
+    Example: on ``load_hardware("eyeriss")``, the global buffer's ``.capacity_words(16)`` is 55,296 words
+    (108 kB) and DRAM's ``None``; on ``load_hardware("eyeriss_v2")``, ``levels[1].format_of("weight")`` is
+    ``Csc(name='csc', coord_bits=4, pointer_bits=7, column=16)`` and ``.format_of("ofmap")`` is ``None``.
     """
 
     name: str

@@ -35,7 +35,11 @@ _PE = {"rows": True, "cols": True, "filter_words": True, "ifmap_words": True, "p
 
 
 def list_presets(pattern: str = "*") -> list[str]:
-    """Names of the bundled hardware presets matching the fnmatch ``pattern``, sorted."""
+    """Names of the bundled hardware presets matching the fnmatch ``pattern``, sorted.
+
+    Example: ``list_presets() == ["eyeriss", "eyeriss_v2", "horowitz45"]``; ``list_presets("eye*")`` gives the two
+    Eyeriss presets.
+    """
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if fnmatch.fnmatch(p.stem, pattern))
 
 
@@ -49,7 +53,9 @@ def load_hardware(source: str | Path) -> Hardware:
     :class:`~dnnergy.errors.HardwareConfigError` naming the file and the field, e.g.
     ``my.yaml: levels[1]: MemoryLevel 'SRAM': energy must be >= 0 (got -5)``.
     The file is UTF-8 (or UTF-8/16/32 with a byte-order mark); ``1e5`` is a number;
-    a key given twice in one mapping is an error.
+    a key given twice in one mapping is an error. Example: ``load_hardware("horowitz45")`` has unit
+    ``"pJ"``, 32-bit words and levels DRAM (640 pJ), SRAM (5 pJ) and RF (1 pJ per access); see
+    :class:`Hardware` for ``"eyeriss"`` (MAC-normalized).
     """
     if isinstance(source, str) and source in list_presets():
         return _load_preset(source)
@@ -167,7 +173,13 @@ _StrictLoader.add_implicit_resolver(
 
 
 def hardware_from_dict(data: Any, source: str = "<dict>") -> Hardware:
-    """Build a :class:`Hardware` from plain data with the YAML schema; ``source`` prefixes error messages."""
+    """Build a :class:`Hardware` from plain data with the YAML schema; ``source`` prefixes error messages.
+
+    Example: ``hardware_from_dict({"name": "tiny", "unit": "pJ", "word_bits": 8, "levels": [{"name": "DRAM",
+    "kind": "dram", "energy": 100, "ref_bits": 8}, {"name": "RF", "kind": "rf", "energy": 1, "ref_bits": 8}],
+    "mac": {"format": "int8", "formats": {"int8": {"bits": 8, "mult": 0.2, "add": 0.03}}}})`` is a two-level
+    accelerator in pJ; leaving out ``"unit"`` raises ``HardwareConfigError("<dict>: missing field 'unit'")``.
+    """
     top = _fields(data, _TOP, source, "")
     levels_data = top["levels"]
     if not isinstance(levels_data, list) or not levels_data:

@@ -22,7 +22,9 @@ class MacCost:
     shrinks and quadratically when both do, and the adder linearly (Horowitz, ISSCC
     2014; Sze et al. 2017). Units are the owning hardware's (pJ or MAC-normalized).
     Example: ``MacCost("fp32", 32, mult=3.7, add=0.9).energy(32, 32) == 4.6``; at
-    ``energy(16, 16)`` it is ``3.7/4 + 0.9/2 = 1.375``.
+    ``energy(16, 16)`` it is ``3.7/4 + 0.9/2 = 1.375``. For that cost ``.reference_energy`` is 4.6 pJ
+    (``mult + add``), ``.op_energy(16)`` (a 16-bit add or comparison) is ``0.9/2 = 0.45`` pJ and
+    ``.binary_energy()`` is ``3.7/1024 + 0.9 * 2/32 = 0.0599`` pJ.
 
     NB: the adder is priced at the wider operand, not at the accumulator width.
 
@@ -57,7 +59,7 @@ class MacCost:
 
     @property
     def reference_energy(self) -> float:
-        """Energy of one MAC at the reference bitwidth (``mult + add``)."""
+        """Energy of one MAC at the reference bitwidth (``mult + add``), in the hardware's unit (pJ or MAC-normalized)."""
         return self.mult + self.add
 
     def energy(self, w_bits: float, a_bits: float) -> float:

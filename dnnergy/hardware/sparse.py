@@ -29,7 +29,7 @@ __all__ = ["ZeroAction", "ZeroActions", "check_storage"]
 
 
 class ZeroAction(str, Enum):
-    """What the compute does with a zero operand."""
+    """What the compute does with a zero operand. Example: ``ZeroAction("skip") is ZeroAction.SKIP``."""
 
     GATE = "gate"  #: detect and gate: no MAC, no read of the other operand (Eyeriss)
     SKIP = "skip"  #: zeros never fetched or computed (Eyeriss v2)
@@ -49,7 +49,9 @@ class ZeroActions:
     """The zero action of each MAC operand; the default (gate, gate) is Eyeriss's and every preset's without one.
 
     Example: ``ZeroActions(weight="skip", ifmap="gate")`` never fetches zero weights and
-    gates MACs (and weight reads) on zero ifmaps.
+    gates MACs (and weight reads) on zero ifmaps. ``ZeroActions.both("skip")`` is
+    ``ZeroActions(weight=ZeroAction.SKIP, ifmap=ZeroAction.SKIP)``; ``ZeroActions().of(Datum.WEIGHT)`` is
+    ``ZeroAction.GATE`` and ``ZeroActions().of(Datum.OFMAP)`` is ``ZeroAction.NONE``.
     """
 
     weight: ZeroAction = ZeroAction.GATE

@@ -62,6 +62,10 @@ class Container:
     ``"kind"`` and ``"dnnergy_version"`` (the dnnergy that wrote the file); JSON arrays
     come back as lists. ``tensors`` are CPU tensors keyed by name, each with its own
     memory. ``path`` is the file read, or ``None`` for :func:`loads_container`.
+
+    Example: ``c = loads_container(dumps_container("weights", {"epochs": 3}, {"w": torch.ones(2, 3)}), kind="weights")``
+    has ``c.kind == "weights"``, ``c.version == 1``, ``c.header == {"kind": "weights", "dnnergy_version": "0.1.0",
+    "epochs": 3}``, ``c.tensors["w"].shape == (2, 3)`` and ``c.path is None``.
     """
 
     kind: str

@@ -36,13 +36,19 @@ class LayerwiseObjective(Protocol):
             def __call__(self, model): return sum(self.by_module(model).values())
             def by_module(self, model): return {n: m.weight.count_nonzero().item()
                                                 for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+
+    Example: the objectives of this module are layerwise, e.g.
+    ``MacsObjective((1, 4), nonzero=False).by_module(nn.Sequential(nn.Linear(4, 2), nn.ReLU(), nn.Linear(2, 1)))``
+    is ``{'0': 8.0, '2': 2.0}`` (MACs; ``isinstance(MacsObjective((1, 4)), LayerwiseObjective)`` is True).
     """
 
     unit: str
 
     def __call__(self, model: nn.Module) -> float: ...
 
-    def by_module(self, model: nn.Module) -> dict[str, float]: ...
+    def by_module(self, model: nn.Module) -> dict[str, float]:
+        """The objective's value per module path, in :attr:`unit` (summing to ``objective(model)``)."""
+        ...
 
 
 def _check_example(owner: str, example_input: Any) -> None:
@@ -74,6 +80,19 @@ class EnergyObjective:
     (batch-1 counts, so weights are fetched for that image alone) with the densities and
     zero runs measured on the whole batch. ``estimate_options`` are extra keyword
     arguments of :func:`dnnergy.energy.estimate` as ``(name, value)`` pairs.
+
+    Example (``eyeriss``, MAC-normalized; the 2932 of ``nn.Linear(4, 2)`` is worked out in
+    :class:`~dnnergy.energy.EnergyReport`):
+
+    >>> import torch.nn as nn
+    >>> objective = EnergyObjective((1, 4))
+    >>> model = nn.Sequential(nn.Linear(4, 2))
+    >>> objective.unit, objective(model), objective.by_module(model)
+    ('MAC-normalized', 2932.0, {'0': 2932.0})
+    >>> objective.report(model).by_level()["DRAM"], objective.workload(model).macs
+    (2800.0, 8)
+    >>> objective.price(objective.workload(model).with_all(w_bits=8)).total < 2932.0  # what-if: 8-bit weights
+    True
     """
 
     example_input: Any
@@ -143,6 +162,10 @@ class MacsObjective:
     ``nonzero=True`` counts only MACs whose weight and input are both non-zero
     (``Layer.nonzero_macs``: ``macs * w_density * i_density``, zeros assumed
     independent); ``nonzero=False`` counts dense MACs, which pruning does not change.
+
+    Example: ``objective = MacsObjective((1, 4), nonzero=False)`` gives, for
+    ``nn.Sequential(nn.Linear(4, 2), nn.ReLU(), nn.Linear(2, 1))``, ``objective(model) == 10.0``,
+    ``objective.by_module(model) == {'0': 8.0, '2': 2.0}`` and ``objective.unit == "MACs"``.
     """
 
     example_input: Any
@@ -153,6 +176,7 @@ class MacsObjective:
 
     @property
     def unit(self) -> str:
+        """``"nonzero MACs"`` or ``"MACs"`` (multiply-accumulates)."""
         return "nonzero MACs" if self.nonzero else "MACs"
 
     def _values(self, model: nn.Module) -> tuple[Workload, dict[str, float]]:
@@ -173,7 +197,8 @@ class WeightsObjective:
 
     ``nonzero=True`` counts only non-zero weights (so masks count); ``False`` counts
     every weight, which only a physical removal lowers. Example:
-    ``WeightsObjective((1, 784), nonzero=False)(nn.Linear(784, 300)) == 235_200``.
+    ``WeightsObjective((1, 784), nonzero=False)(nn.Linear(784, 300)) == 235_200``; its ``.unit`` is
+    ``"weights"`` and ``.by_module(nn.Sequential(nn.Linear(784, 300)))`` is ``{'0': 235200.0}``.
     """
 
     example_input: Any
@@ -184,6 +209,7 @@ class WeightsObjective:
 
     @property
     def unit(self) -> str:
+        """``"nonzero weights"`` or ``"weights"`` (a count)."""
         return "nonzero weights" if self.nonzero else "weights"
 
     def _values(self, model: nn.Module) -> tuple[Workload, dict[str, float]]:
@@ -226,6 +252,9 @@ class LatencyObjective:
     of ``repeats`` timed calls after ``warmup`` untimed ones, under ``torch.inference_mode``
     (:func:`~dnnergy.metrics.latency.measure_latency`). Noisy on a shared machine: use it
     where the ranking matters more than the digits (NetAdapt-style budgets).
+
+    Example: ``LatencyObjective((1, 4))(nn.Linear(4, 2))`` is a few microseconds, e.g. ``8e-06``
+    (``.unit == "s"``, seconds).
     """
 
     example_input: Any
@@ -237,6 +266,7 @@ class LatencyObjective:
 
     @property
     def unit(self) -> str:
+        """``"s"``: seconds."""
         return "s"
 
     def __call__(self, model: nn.Module) -> float:

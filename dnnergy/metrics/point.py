@@ -40,6 +40,11 @@ class Point:
       accuracy and energy leaves the counts out).
     * ``label`` / ``strength`` / ``layer``: what produced the point; ``info``: plain
       method-specific data (a plan, a residual).
+
+    Example: ``point = Point(label="dense", val_accuracy=0.98, test_accuracy=0.975, energy=2932.0,
+    energy_unit="MAC-normalized")`` has ``point.accuracy == 0.98`` (a fraction, not percent) and
+    ``Point.from_dict(point.to_dict()) == point``; :meth:`CompressionContext.measure
+    <dnnergy.compress.CompressionContext.measure>` fills every field from a model.
     """
 
     label: str = ""

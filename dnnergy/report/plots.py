@@ -116,7 +116,9 @@ def plot_breakdown(report: EnergyReport, path: str | os.PathLike, top: int = 40)
     """A stacked bar per layer by data type, and the whole network's split by level.
 
     Shows the ``top`` most energy-hungry layers (in execution order); energies in the
-    report's unit. Returns the written path.
+    report's unit. Returns the written path. Example:
+    ``plot_breakdown(dnnergy.estimate(dnnergy.trace(nn.Linear(4, 2), (1, 4)), "eyeriss"), "breakdown.png")``
+    writes a PNG (the y axis in MAC-normalized) and returns ``Path("breakdown.png")``.
     """
     return _saved(breakdown_figure(report, top), path)
 
@@ -183,7 +185,12 @@ def tradeoff_figure(series: dict[str, Sequence[tuple[float, float]]], xlabel: st
 
 def plot_tradeoff(series: dict[str, Sequence[tuple[float, float]]], path: str | os.PathLike, xlabel: str, ylabel: str = "accuracy", front: Sequence[tuple[float, float]] | None = None,
                   title: str = "") -> Path:
-    """Accuracy-vs-energy curves, one line per method (points as (x, y)), with an optional Pareto front and ``title``."""
+    """Accuracy-vs-energy curves, one line per method (points as (x, y)), with an optional Pareto front and ``title``.
+
+    Units are the caller's, named in the axis labels. Example: ``plot_tradeoff({"magnitude": [(2932.0, 0.97),
+    (1500.0, 0.95)]}, "tradeoff.svg", "energy (MAC-normalized)")`` writes an SVG with one line of two points
+    (y: accuracy as a fraction, as given) and returns its path.
+    """
     return _saved(tradeoff_figure(series, xlabel, ylabel, front, title=title), path)
 
 
@@ -208,7 +215,11 @@ def plot_sweep(points: Sequence, path: str | os.PathLike, title: str, front: Seq
 def plot_history(history, path: str | os.PathLike) -> Path:
     """A NetAdapt :class:`~dnnergy.explore.History` as a plot written atomically to ``path`` (PNG/SVG/PDF):
     the resource per iteration as a fraction of the original, with the budget line, and the accuracy on the
-    selection split after each iteration's short-term fine-tuning."""
+    selection split after each iteration's short-term fine-tuning.
+
+    Example: ``plot_history(netadapt_search(...).history, "netadapt.png")`` returns ``Path("netadapt.png")``;
+    a history with no iteration yet draws the original resource (1.0) and the budget line only.
+    """
     plt = _pyplot()
     iterations = list(range(len(history.iterations) + 1))
     resource = [history.original] + [it.resource for it in history.iterations]

@@ -54,7 +54,16 @@ class Table:
     footer is not a row: records, frames and CSV hold the rows only. ``notes`` are lines
     a reader needs under the table (what the columns and units mean, per image or per
     batch). Example:
-    ``Table("fc", ("layer", "MACs"), [("fc1", 784 * 300)]).to_records() == [{"layer": "fc1", "MACs": 235200}]``.
+    ``Table("fc", ("layer", "MACs"), [("fc1", 784 * 300)]).to_records() == [{"layer": "fc1", "MACs": 235200}]``,
+    and with a unit column:
+
+    >>> table = Table("fc", ("layer", "MACs", "energy (pJ)"), [("fc1", 235200, 1.5e6)])
+    >>> table.units
+    ('', '', 'pJ')
+    >>> table.to_frame().shape, table.to_csv().splitlines()[1]
+    ((1, 3), 'fc1,235200,1500000.0')
+    >>> import json; json.loads(table.to_json())["rows"]
+    [{'layer': 'fc1', 'MACs': 235200, 'energy (pJ)': 1500000.0}]
     """
 
     title: str
@@ -196,8 +205,9 @@ def unit_note(unit: str) -> str:
 def zoo_table() -> Table:
     """The zoo: each model's name, example input (``1x1x28x28``), published MACs and params (None if unpublished), description.
 
-    Published params fall back to published weights when only those are known; e.g. the
-    ``lenet5`` row has 2,293,000 MACs (288,000 + 1,600,000 + 400,000 + 5,000).
+    Published params fall back to published weights when only those are known. Example: the
+    ``lenet5`` row has 2,293,000 MACs (288,000 + 1,600,000 + 400,000 + 5,000); the first row is
+    ``{'model': 'alexnet', 'input': '1x3x227x227', 'published MACs': 724000000.0, 'published params': 61000000.0, ...}``.
     """
     from .. import zoo
 

@@ -37,7 +37,7 @@ __all__ = ["OptimizerKind", "TrainConfig", "TrainHistory", "train", "fine_tune",
 
 
 class OptimizerKind(str, Enum):
-    """Which optimiser :func:`train` uses."""
+    """Which optimiser :func:`train` uses. Example: ``TrainConfig(optimizer="sgd").optimizer is OptimizerKind.SGD``."""
 
     ADAM = "adam"  #: Adam, betas (0.9, 0.999)
     SGD = "sgd"  #: SGD with momentum ``TrainConfig.momentum`` (Nesterov off)
@@ -55,6 +55,9 @@ class TrainConfig:
     ``threads`` is torch's intra-op thread count while training: 1 by default, which
     makes runs bit-identical across machines and is the fastest choice on a shared CPU
     (measured: LeNet-5 6x faster than 2 threads when other processes load both cores).
+
+    Example: ``TrainConfig(epochs=1).as_dict()`` is ``{'epochs': 1, 'lr': 0.001, 'batch_size': 64, 'seed': 0,
+    'optimizer': 'adam', 'momentum': 0.9, 'weight_decay': 0.0, 'shift': 0, 'threads': 1}``.
     """
 
     epochs: int = 10
@@ -95,7 +98,11 @@ FINE_TUNE = TrainConfig(epochs=3, lr=3e-4)
 class TrainHistory:
     """What a :func:`train` run did: mean training loss per epoch (cross-entropy, nats per
     sample), validation accuracy per epoch (fraction in [0, 1]; empty with no validation
-    split), wall-clock ``seconds`` and this process's ``cpu_seconds`` (all threads)."""
+    split), wall-clock ``seconds`` and this process's ``cpu_seconds`` (all threads).
+
+    Example: one epoch on ``digits`` of an untrained ``nn.Linear(64, 10)`` classifier gives one loss near
+    ln 10 = 2.3 nats, e.g. ``losses=(2.28,)``, and one accuracy, e.g. ``val_accuracy=(0.22,)`` (see :func:`train`).
+    """
 
     config: TrainConfig
     losses: tuple[float, ...]
@@ -128,6 +135,14 @@ def train(model: nn.Module, data: Dataset | TensorDataset, config: TrainConfig |
     model's initial weights are the caller's; everything random inside (shuffles,
     dropout) is seeded by ``config.seed`` without touching the global RNG. Returns with
     the model in eval mode.
+
+    Example (a fraction of a second):
+
+    >>> import torch.nn as nn
+    >>> from dnnergy.data import load_dataset
+    >>> history = train(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), load_dataset("digits"), epochs=2)
+    >>> len(history.losses), len(history.val_accuracy), 0.0 <= history.val_accuracy[-1] <= 1.0
+    (2, 2, True)
     """
     config = _resolve(config or TrainConfig(), overrides)
     hooks = check_hooks(hooks)
@@ -174,7 +189,11 @@ def fine_tune(model: nn.Module, data: Dataset | TensorDataset, config: TrainConf
               **overrides) -> TrainHistory:
     """:func:`train` with the gentler defaults of :data:`FINE_TUNE` (3 epochs, Adam, lr 3e-4): the
     fine-tuning compression methods run after pruning or quantising. Pass the model's
-    transforms as ``hooks`` (e.g. ``hooks=[masks]``) so pruned weights stay exactly zero."""
+    transforms as ``hooks`` (e.g. ``hooks=[masks]``) so pruned weights stay exactly zero.
+
+    Example: ``fine_tune(model, load_dataset("digits"), hooks=[Masks(model)])`` runs 3 epochs and returns a
+    :class:`TrainHistory` with 3 losses; the masked weights of ``model`` are still exactly 0 afterwards.
+    """
     return train(model, data, config or FINE_TUNE, hooks=hooks, loss_fn=loss_fn, progress=progress, **overrides)
 
 

@@ -63,7 +63,10 @@ RECIPES: Mapping[tuple[str, str], TrainConfig] = MappingProxyType({
 
 
 def cache_dir() -> Path:
-    """Directory holding cached checkpoints (created on demand by the writers)."""
+    """Directory holding cached checkpoints (created on demand by the writers).
+
+    Example: with ``DNNERGY_CACHE_DIR=/tmp/dnnergy-cache``, ``cache_dir() == Path("/tmp/dnnergy-cache/checkpoints")``.
+    """
     root = os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("dnnergy")
     return Path(root) / "checkpoints"
 
@@ -86,7 +89,11 @@ def _digest(model: nn.Module, dataset: Dataset, config: TrainConfig, name: str) 
 
 def checkpoint_path(name: str, model: nn.Module, dataset: Dataset, config: TrainConfig) -> Path:
     """Where the checkpoint of ``model`` (registered as ``name``) trained on ``dataset``
-    with ``config`` lives in :func:`cache_dir` (whether or not it exists yet)."""
+    with ``config`` lives in :func:`cache_dir` (whether or not it exists yet).
+
+    Example: ``checkpoint_path("mlp", nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), load_dataset("digits"),
+    TrainConfig(epochs=1)).name`` is ``"mlp-digits-seed0-<16 hex digits>.dnnergy"``.
+    """
     if not _SAFE_NAME.match(name):
         raise UserInputError(f"checkpoint name must be letters, digits, '_' or '.' (got {name!r})")
     key = _digest(model, dataset, config, name)[:16]
@@ -111,6 +118,10 @@ def train_cached(name: str, model_fn: Callable[[], nn.Module], dataset: Dataset,
     mismatched file is retrained with a ``UserWarning``; ``retrain=True`` ignores the
     cache. If the cache cannot be written the trained model is still returned, with a
     warning. The model comes back in eval mode.
+
+    Example: ``train_cached("mlp", lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), load_dataset("digits"),
+    TrainConfig(epochs=1))`` trains for a fraction of a second and writes the file of :func:`checkpoint_path`;
+    the same call again loads it (milliseconds) and returns identical weights.
     """
     def fresh() -> nn.Module:
         with _reproducible(config.seed, config.threads):
@@ -139,7 +150,11 @@ def train_cached(name: str, model_fn: Callable[[], nn.Module], dataset: Dataset,
 
 
 def list_pretrained() -> list[tuple[str, str]]:
-    """The ``(model, dataset)`` pairs :func:`pretrained` knows a recipe for."""
+    """The ``(model, dataset)`` pairs :func:`pretrained` knows a recipe for.
+
+    Example: ``list_pretrained() == [("lenet300", "fashion-mnist"), ("lenet300", "mnist"), ("lenet5", "fashion-mnist"),
+    ("lenet5", "mnist")]``.
+    """
     return sorted(RECIPES)
 
 
@@ -151,6 +166,9 @@ def pretrained(name: str, dataset: str = "mnist", *, seed: int = 0, retrain: boo
     seconds on one CPU core) and caches the weights; later calls load them. ``seed``
     fixes both the initial weights and the shuffles. Raises
     :class:`~dnnergy.errors.UserInputError` for a pair without a recipe, listing them.
+    Example: ``pretrained("lenet5")`` is the zoo's LeNet-5 trained on the bundled MNIST subset
+    (trained and cached on the first call, loaded afterwards); ``pretrained("lenet5", "digits")``
+    raises "no pretraining recipe for model 'lenet5' on dataset 'digits'; available: ...".
     """
     if (name, dataset) not in RECIPES:
         known = ", ".join(f"{m} on {d}" for m, d in list_pretrained())

@@ -44,6 +44,9 @@ class ModelInfo:
     filter tap per output, bias not counted), ``params`` (learned parameters, biases
     included), ``weights`` (filter/matrix weights, no biases) to numbers, and ``source``
     to the paper or table they come from. It is stored read-only.
+
+    Example: ``model_info("lenet5")`` is ``ModelInfo(name='lenet5', input_shape=(1, 1, 28, 28), description='Caffe
+    LeNet-5: ...', published={'macs': 2293000, 'weights': 430500, 'params': 431080, 'source': ...})``.
     """
 
     name: str
@@ -105,7 +108,10 @@ def register_model(
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Names of the registered models matching an fnmatch ``pattern`` (e.g. ``"resnet*"``), sorted."""
+    """Names of the registered models matching an fnmatch ``pattern`` (e.g. ``"resnet*"``), sorted.
+
+    Example: ``list_models("lenet*") == ["lenet100", "lenet300", "lenet5", "lenet64"]``.
+    """
     return _MODELS.list(pattern)
 
 

@@ -55,7 +55,11 @@ TRANSFORMS: Registry[type["WeightTransform"]] = Registry("weight transform")
 
 
 def register_transform(kind: str, *, override: bool = False):
-    """Class decorator: register a :class:`WeightTransform` subclass under ``kind`` (its saved name)."""
+    """Class decorator: register a :class:`WeightTransform` subclass under ``kind`` (its saved name).
+
+    Example: the ``Clip`` transform of this module's docstring; ``Clip.kind == "clip"`` afterwards,
+    and :meth:`Transforms.load` rebuilds saved ``"clip"`` records with ``Clip.from_state``.
+    """
 
     def decorate(cls: type[WeightTransform]) -> type[WeightTransform]:
         if not (isinstance(cls, type) and issubclass(cls, WeightTransform)):
@@ -74,6 +78,23 @@ class WeightTransform(ABC):
     transform implies for the energy model while attached), :meth:`permanent_hints`
     (what stays true once made permanent), :meth:`fit` (adapt to a parameter whose shape
     changed after channel removal), and the saved state (:meth:`state`, :meth:`from_state`).
+
+    Example (:class:`~dnnergy.compress.transforms.Mask`, the simplest transform, on a bare tensor):
+
+    >>> import torch
+    >>> from dnnergy.compress import Mask
+    >>> mask = Mask("weight", torch.tensor([[True, False, True, False]] * 2))
+    >>> weight = torch.ones(2, 4)
+    >>> mask.apply(weight); weight.sum().item()  # 4 of 8 entries kept
+    4.0
+    >>> mask.grad(torch.ones(2, 4)).sum().item(), mask.hints(), mask.permanent_hints()
+    (4.0, {'w_density': 0.5}, {})
+    >>> params, tensors = mask.state(); Mask.from_state("weight", params, tensors)
+    Mask('weight')
+    >>> mask.restore(weight, torch.full((2, 4), 2.0)); weight[0].tolist()  # masked entries get their old values
+    [1.0, 2.0, 1.0, 2.0]
+    >>> mask.fit(torch.tensor([[0.0, 3.0]])); mask.keep.tolist()  # after channel removal: keep the non-zeros
+    [[False, True]]
     """
 
     kind: ClassVar[str] = ""
@@ -126,6 +147,33 @@ class Transforms(TrainHook):
     Use :meth:`of` rather than the constructor: it returns the set already on the model.
     With ``reversible=True`` the values each parameter had before its first transform are
     kept, so :meth:`restore` can undo everything (costs one copy of each such parameter).
+
+    Example:
+
+    >>> import torch, torch.nn as nn
+    >>> from dnnergy.compress import Mask, Transforms
+    >>> model = nn.Linear(4, 2)
+    >>> transforms = Transforms.of(model, reversible=True)
+    >>> mask = transforms.add(Mask("weight", torch.tensor([[True, False, True, False]] * 2)))
+    >>> int((model.weight == 0).sum()), model.dnnergy_hints  # the tracer reads the hint
+    (4, {'w_density': 0.5})
+    >>> _ = model.weight.data.fill_(1.0)  # as an optimizer step of a loop that is not dnnergy's
+    >>> transforms.apply(); model.weight.sum().item()
+    4.0
+    >>> mask.keep[0, 0] = False; transforms.changed(); model.dnnergy_hints
+    {'w_density': 0.375}
+    >>> records, tensors = transforms.state(); records[0]["kind"], list(tensors), len(transforms.of_kind(Mask))
+    ('mask', ['transform.0.keep'], 1)
+    >>> model.weight = nn.Parameter(model.weight.data[1:].clone())  # output channel 0 removed
+    >>> transforms.refresh(model); mask.keep.shape
+    torch.Size([1, 4])
+    >>> transforms.restore(); Transforms.of(model, create=False) is None  # undone and detached
+    True
+    >>> other = nn.Linear(4, 2)
+    >>> len(Transforms.load(other, records, tensors))  # the saved set on a model holding the saved weights
+    1
+    >>> Transforms.of(other).make_permanent(); Transforms.of(other, create=False) is None  # values baked in
+    True
     """
 
     def __init__(self, model: nn.Module, *, reversible: bool = False):

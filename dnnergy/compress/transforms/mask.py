@@ -84,6 +84,27 @@ class Masks(Mapping, TrainHook):
         masks.set("weight", model.weight.abs() > 0.1)   # pruned entries are now exactly 0
         masks.sparsity()                                  # fraction of masked weights
         masks.remove()                                    # permanent; hooks gone
+
+    and, checked (a fraction is in [0, 1], not percent):
+
+    >>> import torch, torch.nn as nn
+    >>> from dnnergy.compress import Masks
+    >>> model = nn.Linear(4, 2)
+    >>> masks = Masks(model)
+    >>> masks.set("weight", torch.tensor([[True, False, True, False]] * 2))
+    >>> masks.update({"bias": torch.tensor([True, False])})
+    >>> masks.sparsity("weight"), masks.sparsity(), len(masks.transforms)  # (4 + 1) / (8 + 2) masked
+    (0.5, 0.5, 2)
+    >>> masks.report()[0]
+    LayerSparsity(name='weight', numel=8, zeros=4)
+    >>> _ = model.weight.data.fill_(1.0); masks.apply(); model.weight.sum().item()  # after your own optimizer step
+    4.0
+    >>> masks.restore(); float(model.weight[0, 1]) != 0.0  # masked weights get their old values back
+    True
+    >>> from torch.nn.utils import prune
+    >>> pruned = prune.l1_unstructured(nn.Linear(4, 2), "weight", amount=0.5)
+    >>> Masks.from_torch_prune(pruned).sparsity("weight")
+    0.5
     """
 
     def __init__(self, model: nn.Module, *, reversible: bool = True):
