@@ -26,22 +26,6 @@ PACKAGES = ["dnnergy"] + [f"dnnergy.{name}" for name in (
 #: A line with an example: one containing ``Example``/``Examples`` (``Example::``) or a ``>>>`` doctest prompt.
 EXAMPLE = re.compile(r"\bExamples?\b|^\s*>>> ", re.MULTILINE)
 
-# TODO(lead): tracer files were being changed (dnnergy/workload/{tracer,layer,ops}.py); add examples there, then
-# empty this set.
-KNOWN_MISSING_EXAMPLE = frozenset({
-    "dnnergy.workload.layer.Layer",
-    "dnnergy.workload.layer.Layer.params",
-    "dnnergy.workload.layer.Layer.is_mac",
-    "dnnergy.workload.layer.Layer.nonzero_macs",
-    "dnnergy.workload.layer.Layer.replace",
-    "dnnergy.workload.layer.Layer.to_dict",
-    "dnnergy.workload.layer.OpKind",
-    "dnnergy.workload.layer.Datum",
-    "dnnergy.workload.layer.TensorStats",
-    "dnnergy.workload.layer.TensorStats.density",
-    "dnnergy.workload.ops.list_ops",
-})
-
 #: Callables that take or return a physical quantity, and the unit words their docstring must use
 #: (one of them). Energies are in the hardware's unit (pJ, or MAC-normalized); sizes in bits/bytes/words;
 #: times in seconds/ms; accuracies as fractions (0..1) or percentage points.
@@ -140,19 +124,10 @@ def test_the_public_api_is_collected():
 @pytest.mark.parametrize("qualname", sorted(API))
 def test_docstring_has_an_example(qualname):
     obj, owner = API[qualname]
-    if qualname in KNOWN_MISSING_EXAMPLE:
-        pytest.xfail("tracer files were being changed")
     assert inspect.getdoc(obj), f"{qualname} has no docstring"
     assert _has_example(obj, owner, qualname.rsplit(".", 1)[1]), (
         f"{qualname}: no example (a line with 'Example' or a '>>> ' prompt) in its docstring"
         + (" or in its class's example" if owner else ""))
-
-
-def test_known_exceptions_are_still_missing():
-    # an exception that gains its example must leave the list, so the list cannot hide regressions elsewhere
-    for qualname in KNOWN_MISSING_EXAMPLE:
-        obj, owner = API[qualname]
-        assert not _has_example(obj, owner, qualname.rsplit(".", 1)[1]), f"{qualname} has an example now: drop it"
 
 
 @pytest.mark.parametrize("qualname", sorted(UNITS))

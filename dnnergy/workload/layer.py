@@ -15,7 +15,7 @@ __all__ = ["OpKind", "Datum", "TensorStats", "Layer", "MAC_KINDS", "fold_bias"]
 
 
 class OpKind(str, Enum):
-    """What kind of computation a layer performs."""
+    """What kind of computation a layer performs. Example: ``OpKind("conv") is OpKind.CONV``."""
 
     CONV = "conv"  #: 1-D/2-D convolution, grouped, depthwise, dilated or transposed
     FC = "fc"  #: fully connected: nn.Linear, or a matmul with a parameter operand
@@ -33,7 +33,10 @@ MAC_KINDS = frozenset({OpKind.CONV, OpKind.FC, OpKind.MATMUL})
 
 
 class Datum(str, Enum):
-    """The three data types whose movement the energy model prices separately."""
+    """The three data types whose movement the energy model prices separately.
+
+    Example: ``report.by_datum()`` keys are ``"compute"`` and these values (``Datum.WEIGHT.value == "weight"``).
+    """
 
     IFMAP = "ifmap"  #: input feature map (activations read by the layer)
     WEIGHT = "weight"  #: filter weights (or the second operand of an activation matmul)
@@ -47,6 +50,10 @@ class TensorStats:
     ``zero_runs`` is a histogram ``((run, count), ...)``: for every non-zero value, the
     number of zeros that precede it since the previous non-zero (C order), so the counts
     sum to ``nonzeros``. The zeros after the last non-zero are ``trailing_zeros``.
+
+    >>> stats = TensorStats.of([0, 0, 12, 0, 53, 0])
+    >>> stats.zero_runs, stats.trailing_zeros, stats.density   # 2 non-zeros of 6 elements
+    (((1, 1), (2, 1)), 1, 0.3333333333333333)
     """
 
     numel: int
@@ -141,6 +148,17 @@ class Layer:
     UCNN-style reuse: inputs sharing a weight are summed first); the rest are adds only.
 
     Derive a variant with :func:`dataclasses.replace` (see :meth:`replace`).
+
+    Example (a 3x3 conv from 2 to 4 channels on a 5x5 input, no padding: E = F = 3):
+
+    >>> import torch, dnnergy
+    >>> layer = dnnergy.trace(torch.nn.Conv2d(2, 4, 3), (1, 2, 5, 5)).layers[0]
+    >>> layer.macs, layer.params, layer.is_mac      # 4*2*3*3 * 3*3 = 648 MACs; 72 weights + 4 biases
+    (648, 76, True)
+    >>> layer.replace(w_density=0.5).nonzero_macs   # half the weights zero: half the MACs do work
+    324.0
+    >>> layer.to_dict()["kind"], layer.to_dict()["E"]
+    ('conv', 3)
     """
 
     name: str

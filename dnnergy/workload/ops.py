@@ -113,7 +113,10 @@ def register_op(*targets: Any, override: bool = False) -> Callable[[Handler], Ha
 
 
 def list_ops(pattern: str = "*") -> list[str]:
-    """Names of the ops with a handler matching the fnmatch ``pattern``, sorted: ``list_ops("aten.max_pool*")``."""
+    """Names of the ops with a handler matching the fnmatch ``pattern``, sorted.
+
+    Example: ``list_ops("aten.max_pool*")`` lists ``"aten.max_pool2d"`` among the pooling ops.
+    """
     return _REGISTRY.list(pattern)
 
 
