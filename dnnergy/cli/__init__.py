@@ -128,7 +128,7 @@ def estimate(
     """Energy per layer, split into computation and data movement per level and data type."""
     from .. import energy as energy_pkg
     from ..report import energy_table, plot_breakdown, share_lines
-    from ._resolve import load_model, load_workload, parse_shape
+    from ._resolve import check_energy_options, load_model, load_workload, parse_shape
     from ._paths import check_plot
     from .estimate import parse_bits, profile_input
 
@@ -137,6 +137,7 @@ def estimate(
         check_plot(plot)
     shape = parse_shape(input_shape)
     bit_widths = parse_bits(bits)
+    check_energy_options(hardware, dataflow)
     if profile is not None:
         if model.lower().endswith(".onnx"):
             raise UserError("--profile needs a PyTorch model (a zoo name or module.path:factory), not an ONNX file")
@@ -195,7 +196,8 @@ def compress(
     from ._format import console, render
     from ._params import method_options
     from ._paths import check_output
-    from .compress import check_energy_options, checkpoint_file, finish_checkpoint, interruptible, watched_job, write_outputs
+    from ._resolve import check_energy_options
+    from .compress import checkpoint_file, finish_checkpoint, interruptible, watched_job, write_outputs
 
     check_energy_options(hardware, dataflow)
     chain = parse_chain(method)
@@ -253,7 +255,8 @@ def tradeoff(
     from ._params import convert, method_options
     from ._paths import check_plot
     from ._progress import stepping
-    from .compress import check_energy_options, checkpoint_file, finish_checkpoint, interruptible, watched_job
+    from ._resolve import check_energy_options
+    from .compress import checkpoint_file, finish_checkpoint, interruptible, watched_job
 
     if plot:
         check_plot(plot)

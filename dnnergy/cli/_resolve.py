@@ -185,3 +185,12 @@ def _unknown(spec: str) -> UserInputError:
         f"unknown model {spec!r}{hint}: expected a zoo name (see `dnnergy zoo`), a .onnx file, a saved .dnnergy model, "
         "or module.path:factory"
     )
+
+
+def check_energy_options(hardware: str, dataflow: str) -> None:
+    """Refuse an unknown ``--hardware`` or ``--dataflow`` before anything is loaded or trained."""
+    from ..energy import get_dataflow
+    from ..hardware import load_hardware
+
+    load_hardware(hardware)
+    get_dataflow(dataflow)

@@ -49,7 +49,8 @@ def adapt(
     from ..io import atomic_write
     from ._format import console
     from ._paths import check_output, check_plot
-    from .compress import check_energy_options, checkpoint_file, finish_checkpoint, interruptible, prepare, progress_display
+    from ._resolve import check_energy_options
+    from .compress import checkpoint_file, finish_checkpoint, interruptible, prepare, progress_display
     from .compress import write_outputs
 
     parsed = Budget.parse(budget, absolute=absolute)

@@ -18,20 +18,11 @@ from torch import nn
 from ..errors import UserInputError
 from ._progress import progress_display, reporter
 
-__all__ = ["Job", "RESUMABLE", "check_energy_options", "checkpoint_file", "finish_checkpoint", "interruptible", "prepare",
+__all__ = ["Job", "RESUMABLE", "checkpoint_file", "finish_checkpoint", "interruptible", "prepare",
            "progress_display", "watched_job", "write_outputs"]
 
 #: Methods that save a checkpoint after each finished step (``dnnergy compress --resume``).
 RESUMABLE = ("eap", "eliminate", "netadapt")
-
-
-def check_energy_options(hardware: str, dataflow: str) -> None:
-    """Refuse an unknown ``--hardware`` or ``--dataflow`` before anything is loaded or trained."""
-    from ..energy import get_dataflow
-    from ..hardware import load_hardware
-
-    load_hardware(hardware)
-    get_dataflow(dataflow)
 
 
 @dataclass(frozen=True, eq=False)

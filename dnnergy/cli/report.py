@@ -35,7 +35,7 @@ def report(
     from ..report.html import write_report
     from ..report.records import load_results
     from ._paths import check_output
-    from .compress import check_energy_options
+    from ._resolve import check_energy_options
 
     check_output(out, "--out")
     results = load_results(records) if records else None

@@ -45,9 +45,8 @@ def _one_line_error(result: tuple[int, str, str], expected: str) -> None:
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
+#: (argv, what the one-line error says) of issue 13's items 1-3 and 7; ``{tmp}`` is a fresh folder.
+BAD_INPUT = [
         (["estimate", "lenet5", "--plot", "{tmp}/out.txt"], "cannot write .txt plots"),
         (["estimate", "lenet5", "--plot", "{tmp}"], "is a directory"),
         (["estimate", "lenet5", "--plot", "{tmp}/no/such/dir/x.png"], "does not exist"),
@@ -61,10 +60,23 @@ def _one_line_error(result: tuple[int, str, str], expected: str) -> None:
         (["estimate", "lenet5", "--bits", "8,0"], "from 1 to 32 bits"),
         (["estimate", "lenet5", "--json", "--csv"], "--json and --csv exclude each other"),
         (["summary", "lenet5", "--json", "--csv"], "--json and --csv exclude each other"),
-    ],
-)
+        (["report", "lenet5", "-o", "{tmp}"], "is a directory"),
+        (["estimate", "lenet5", "--hardware", "{tmp}/missing.yaml"], "missing.yaml"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), BAD_INPUT)
 def test_bad_outputs_and_options_fail_in_one_line_before_any_work(cli, tmp_path, no_work, argv, expected):
     _one_line_error(cli(*(a.replace("{tmp}", str(tmp_path)) for a in argv)), expected)
+
+
+@pytest.mark.parametrize(("argv", "expected"), BAD_INPUT)
+def test_the_real_command_gives_the_same_one_line_errors(tmp_path, argv, expected):
+    """The same cases through ``python -m dnnergy`` in a subprocess: exit status 2, one line, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "dnnergy", *(a.replace("{tmp}", str(tmp_path)) for a in argv)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "DNNERGY_CACHE_DIR": str(tmp_path / "cache")})
+    _one_line_error((proc.returncode, proc.stdout, proc.stderr), expected)
 
 
 def test_adapt_refuses_a_directory_where_its_side_files_go(cli, tmp_path, no_work):
