@@ -14,6 +14,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses
+
 MODULE = textwrap.dedent("""
     from pathlib import Path
     from torch import nn

@@ -71,6 +71,7 @@ def test_bad_outputs_and_options_fail_in_one_line_before_any_work(cli, tmp_path,
 
 
 @pytest.mark.parametrize(("argv", "expected"), BAD_INPUT)
+@pytest.mark.slow  # a subprocess per case (about 2 s of start-up each)
 def test_the_real_command_gives_the_same_one_line_errors(tmp_path, argv, expected):
     """The same cases through ``python -m dnnergy`` in a subprocess: exit status 2, one line, no traceback."""
     proc = subprocess.run([sys.executable, "-m", "dnnergy", *(a.replace("{tmp}", str(tmp_path)) for a in argv)],

@@ -57,6 +57,7 @@ def widest(text: str) -> int:
 
 # -- item 6: tables fit the width -----------------------------------------------------------------
 
+@pytest.mark.slow  # subprocesses
 def test_zoo_and_estimate_fit_80_columns_and_show_everything():
     zoo = dnnergy("zoo", columns=80)
     assert zoo.returncode == 0, zoo.stderr
@@ -77,6 +78,7 @@ def test_zoo_and_estimate_fit_80_columns_and_show_everything():
     assert "@RF = each PE's register file" in " ".join(estimate.stdout.split())
 
 
+@pytest.mark.slow  # subprocesses
 def test_estimate_at_200_columns_is_one_table():
     wide = dnnergy("estimate", "lenet5", columns=200)
     assert wide.returncode == 0, wide.stderr

@@ -44,6 +44,7 @@ def _run(code: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow  # subprocesses
 def test_help_and_version_never_import_torch():
     seen = json.loads(_run(PROBE))
     commands = {argv[0] for argv, _, _ in seen if len(argv) == 2 and argv[1] == "--help"}
@@ -66,6 +67,7 @@ def test_errors_import_alone():
     assert _run(code).strip() == "[]"
 
 
+@pytest.mark.slow  # subprocesses
 def test_small_estimate_skips_the_meta_kernel_imports():
     # a one-shot `dnnergy estimate lenet5` traces with a real forward (13 ms) instead of torch's meta kernels,
     # whose first use imports torch._dynamo and sympy (about one more `import torch`); the report must be the

@@ -122,6 +122,7 @@ COMMON = ["--weights", "w.pt", "--data", "synthetic"]
                    "--samples", "256", "--max-accuracy-drop", "3", "--epochs", "0"]),
     ("netadapt", ["adapt", SPEC, *COMMON, "--budget", "macs=0.5", "--step", "0.1", "--short-term", "128", "--epochs", "1"]),
 ])
+@pytest.mark.slow  # a killed subprocess and two runs
 def test_a_killed_run_resumes_to_the_uninterrupted_result(workdir, cli, monkeypatch, name, argv):
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("DNNERGY_CACHE_DIR", str(workdir / "cache"))
@@ -143,6 +144,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(workdir, cli, monkeypa
                 == json.loads((workdir / f"{name}-reference.dnnergy.history.json").read_text()))
 
 
+@pytest.mark.slow  # a killed subprocess and two runs
 def test_a_killed_tradeoff_sweep_resumes_to_the_same_points(workdir, cli, monkeypatch):
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("DNNERGY_CACHE_DIR", str(workdir / "cache"))
@@ -165,6 +167,7 @@ def test_a_killed_tradeoff_sweep_resumes_to_the_same_points(workdir, cli, monkey
     assert timeless(resumed) == timeless(uninterrupted)
 
 
+@pytest.mark.slow  # a killed subprocess and two runs
 def test_sigint_leaves_the_checkpoint_and_exits_130_with_one_line(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     out = workdir / "interrupted.dnnergy"
