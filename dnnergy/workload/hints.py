@@ -44,7 +44,9 @@ def model_hints(model: nn.Module) -> dict[str, dict[str, Any]]:
     """
     out = {}
     for path, module in model.named_modules():
-        hints = getattr(module, HINTS_ATTRIBUTE, None)
+        # the instance's or its class's attribute; plain getattr would go through nn.Module.__getattr__,
+        # which formats an AttributeError for every module without hints (most of a trace's hint cost)
+        hints = vars(module).get(HINTS_ATTRIBUTE) or getattr(type(module), HINTS_ATTRIBUTE, None)
         if not hints:
             continue
         if not isinstance(hints, Mapping):

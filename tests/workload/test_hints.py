@@ -106,3 +106,16 @@ def test_a_masks_density_hint_prices_an_unprofiled_trace():
 def test_with_hints_returns_the_workload_itself_without_hints():
     workload = dnnergy.trace(_mlp(), (1, 16))
     assert with_hints(workload, {}, measured=False) is workload
+
+
+def test_hints_declared_on_a_module_class_are_read_like_instance_hints():
+    from torch import nn
+
+    from dnnergy.workload.hints import model_hints
+
+    class FourBit(nn.Linear):
+        dnnergy_hints = {"w_bits": 4}
+
+    model = nn.Sequential(FourBit(2, 2), nn.Linear(2, 2))
+    model[1].dnnergy_hints = {"i_bits": 8}
+    assert model_hints(model) == {"0": {"w_bits": 4}, "1": {"i_bits": 8}}
