@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 HEAVY = ("torch", "scipy", "pandas", "matplotlib", "onnx", "constriction", "tensorly")
 
 #: In a subprocess: every command's --help, the bare command, --help and --version; after

@@ -72,10 +72,28 @@ def workdir(tmp_path_factory, data):
     sys.modules.pop("resume_models", None)
 
 
+#: ``python -m dnnergy`` whose checkpoints pause 60 s after being written, so that a signal sent when the
+#: first one appears always lands mid-run (a tiny run can otherwise finish first on a fast machine).
+PAUSING_DNNERGY = textwrap.dedent("""
+    import sys, time
+    from dnnergy.compress.checkpoint import Checkpoint
+    from dnnergy.cli import main
+
+    write = Checkpoint.save
+    def save_then_pause(self, *args, **kwargs):
+        path = write(self, *args, **kwargs)
+        time.sleep(60)
+        return path
+    Checkpoint.save = save_then_pause
+    sys.argv[0] = "dnnergy"
+    main()
+""")
+
+
 def _start(workdir: Path, argv: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(workdir), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1", "DNNERGY_CACHE_DIR": str(workdir / "cache")}
-    return subprocess.Popen([sys.executable, "-m", "dnnergy", *argv], cwd=workdir, env=env,
+    return subprocess.Popen([sys.executable, "-c", PAUSING_DNNERGY, *argv], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
