@@ -73,9 +73,12 @@ def workdir(tmp_path_factory, data):
 
 
 #: ``python -m dnnergy`` whose checkpoints pause 60 s after being written, so that a signal sent when the
-#: first one appears always lands mid-run (a tiny run can otherwise finish first on a fast machine).
+#: first one appears always lands mid-run (a tiny run can otherwise finish first on a fast machine). Ctrl-C
+#: is made to raise KeyboardInterrupt as in a terminal: a shell that starts the test suite in the
+#: background hands its children SIGINT ignored, and Python then keeps it ignored.
 PAUSING_DNNERGY = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from dnnergy.compress.checkpoint import Checkpoint
     from dnnergy.cli import main
 
