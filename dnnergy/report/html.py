@@ -92,8 +92,7 @@ def _breakdown(report: EnergyReport, batch: int) -> str:
         "".join(f'<p class="meta">{escape(line)}</p>' for line in share_lines(report)),
         _figure(_svg(breakdown_figure(report, TOP_LAYERS)), f"Energy per layer by data type ({shown}), and the whole "
                                                              f"network's split by level, per image, in {report.unit}."),
-        _figure(_svg(levels_figure(report, TOP_LAYERS)), f"Energy per layer by memory level ({shown}), "
-                                                         f"{'per image' if batch == 1 else f'for the whole batch of {batch}'}."),
+        _figure(_svg(levels_figure(report, TOP_LAYERS)), f"Energy per layer by memory level ({shown}), per image."),
         _scroll(energy_table(report, per=batch)))
 
 

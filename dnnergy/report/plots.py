@@ -27,11 +27,14 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` atomically to ``path`` in the format its suffix names (PNG when it has none)."""
+def _saved(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` atomically to ``path`` in the format its suffix names (PNG when it has none), and close it."""
     path = Path(path)
     fmt = path.suffix[1:].lower() or "png"
-    return atomic_write(path, lambda handle: fig.savefig(handle, format=fmt, dpi=120, bbox_inches="tight"))
+    try:
+        return atomic_write(path, lambda handle: fig.savefig(handle, format=fmt, dpi=120, bbox_inches="tight"))
+    finally:
+        _pyplot().close(fig)
 
 
 def svg_text(fig) -> str:
@@ -63,6 +66,15 @@ def _top(rows: list, top: int) -> list:
     return [r for r in rows if r.layer in keep]
 
 
+def _per_image(report: EnergyReport, top: int) -> tuple[list, list[str], list[str]]:
+    """:func:`layer_breakdown` of ``report``'s ``top`` layers, energies divided by the report's batch (per image)."""
+    rows, datums, levels = layer_breakdown(report, report.levels)
+    batch = report.batch
+    rows = [dataclasses.replace(r, total=r.total / batch, by_datum={d: v / batch for d, v in r.by_datum.items()},
+                                by_level={lv: v / batch for lv, v in r.by_level.items()}) for r in _top(rows, top)]
+    return rows, datums, levels
+
+
 def _stack(ax, rows: list, attr: str, names: Sequence[str]) -> None:
     """Stacked bars, one per row, of ``getattr(row, attr)[name]`` for each name, labelled by layer."""
     bottom = [0.0] * len(rows)
@@ -83,10 +95,7 @@ def breakdown_figure(report: EnergyReport, top: int = 40):
     constrained, so no label overlaps another.
     """
     plt = _pyplot()
-    rows, datums, order = layer_breakdown(report, report.levels)
-    batch = getattr(report, "batch", 1)
-    rows = [dataclasses.replace(r, by_datum={d: v / batch for d, v in r.by_datum.items()}, total=r.total / batch)
-            for r in _top(rows, top)]
+    rows, datums, order = _per_image(report, top)
     fig, (ax_layers, ax_levels) = plt.subplots(1, 2, figsize=(max(8, 0.35 * len(rows) + 5), 4.5), layout="constrained",
                                                gridspec_kw={"width_ratios": [4, 1.3]})
     fig.suptitle(f"{report.workload}: energy per image on {report.hardware} ({report.dataflow})")
@@ -104,14 +113,6 @@ def breakdown_figure(report: EnergyReport, top: int = 40):
     return fig
 
 
-def _saved(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` to ``path`` (:func:`_save`) and close it."""
-    try:
-        return _save(fig, path)
-    finally:
-        _pyplot().close(fig)
-
-
 def plot_breakdown(report: EnergyReport, path: str | os.PathLike, top: int = 40) -> Path:
     """A stacked bar per layer by data type, and the whole network's split by level.
 
@@ -125,14 +126,14 @@ def plot_breakdown(report: EnergyReport, path: str | os.PathLike, top: int = 40)
 
 def levels_figure(report: EnergyReport, top: int = 40):
     """Per-layer bars stacked by level (``MAC``, ``ALU``, then the hardware's levels, DRAM first), for the ``top``
-    most energy-hungry layers in execution order; energies in the report's unit."""
+    most energy-hungry layers in execution order; energies per image (as :func:`breakdown_figure`), in the
+    report's unit."""
     plt = _pyplot()
-    rows, _, levels = layer_breakdown(report, report.levels)
-    rows = _top(rows, top)
+    rows, _, levels = _per_image(report, top)
     fig, ax = plt.subplots(figsize=(max(8, 0.3 * len(rows) + 4), 4.5))
     _stack(ax, rows, "by_level", levels)
-    ax.set_ylabel(f"energy ({report.unit})")
-    ax.set_title(f"{report.workload}: energy per layer by level ({report.hardware}, {report.dataflow})")
+    ax.set_ylabel(f"energy per image ({report.unit})")
+    ax.set_title(f"{report.workload}: energy per image and layer by level ({report.hardware}, {report.dataflow})")
     return fig
 
 
@@ -235,7 +236,4 @@ def plot_history(history, path: str | os.PathLike) -> Path:
     ax.grid(alpha=0.3)
     fig.legend(loc="lower left", bbox_to_anchor=(0.12, 0.12))
     ax.set_title(f"NetAdapt: {history.metric} budget {history.budget / history.original:.0%} of the original")
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _saved(fig, path)

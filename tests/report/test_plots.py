@@ -13,7 +13,7 @@ import pytest
 from dnnergy import estimate, trace, zoo
 from dnnergy.energy import EnergyRecord, EnergyReport
 from dnnergy.metrics import Point
-from dnnergy.report.plots import breakdown_figure, plot_sweep, sweep_figure
+from dnnergy.report.plots import breakdown_figure, levels_figure, plot_sweep, sweep_figure
 
 plt = pytest.importorskip("matplotlib.pyplot")
 
@@ -66,6 +66,18 @@ def test_breakdown_bars_are_per_image():
         assert "per image" in layers.get_ylabel() and "(pJ)" in layers.get_ylabel()
         # the level panel is in percent of the total: 40 / 400 = 10 %, 360 / 400 = 90 %
         assert sorted(round(bar.get_width(), 6) for bar in levels.patches) == [10.0, 90.0]
+    finally:
+        plt.close(fig)
+
+
+def test_level_bars_are_per_image_like_the_breakdown():
+    # the same layer, batch of 4: 40 pJ at the MAC and 360 pJ at DRAM -> 10 and 90 pJ per image
+    records = (EnergyRecord("fc", "fc", "compute", "MAC", 4, 16, 40.0), EnergyRecord("fc", "fc", "weight", "DRAM", 9, 16, 360.0))
+    fig = levels_figure(EnergyReport(records, "pJ", "hw", "flow", "net", levels=("DRAM",), batch=4))
+    try:
+        (ax,) = fig.axes
+        assert sorted(round(bar.get_height(), 6) for bar in ax.patches if bar.get_height()) == [10.0, 90.0]
+        assert "per image" in ax.get_ylabel() and "(pJ)" in ax.get_ylabel()
     finally:
         plt.close(fig)
 
