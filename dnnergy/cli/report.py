@@ -76,23 +76,14 @@ def _subject(model: str, hardware: str, dataflow: str, profile: str | None, inpu
 
 
 def _comparison(model: str, workload, estimate, specs: list[str], hardware: str, dataflow: str):
-    """Costs of ``specs`` (each once, in order) plus this report's model, which is reused rather than traced again."""
+    """Costs of ``specs`` (each once, in order, at batch 1) plus this report's model, which is reused rather than
+    traced again."""
     from ..report.compare import compare_models, model_cost
+    from ._resolve import load_workload
 
     if not specs:
         return []
     names = list(dict.fromkeys([*specs, model]))
-    workloads = {spec: _shapes_only(spec) for spec in names if spec != model}
+    workloads = {spec: load_workload(spec, batch=1) for spec in names if spec != model}
     others = dict(zip(workloads, compare_models(list(workloads.values()), hardware, dataflow)))
     return [model_cost(workload, estimate) if spec == model else others[spec] for spec in names]
-
-
-def _shapes_only(spec: str):
-    """The workload of a model spec at batch 1, traced on shapes only (no arithmetic: fast for ImageNet models)."""
-    from ..workload import trace
-    from ._resolve import load_model, load_workload
-
-    if spec.lower().endswith(".onnx"):
-        return load_workload(spec, batch=1)
-    resolved = load_model(spec, batch=1)
-    return trace(resolved.model, resolved.shape, name=resolved.name)
