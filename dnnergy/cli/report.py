@@ -3,7 +3,7 @@
 Everything that can be refused (the output path, the records files, the hardware and
 dataflow) is checked before a model is traced. The lightweight-model comparison (seed
 004: AlexNet, SqueezeNet, GoogLeNet, MobileNet, ShuffleNet) is on by default: it traces
-shapes only and takes a few seconds; ``--no-zoo`` leaves those five out, ``--compare``
+those models at batch 1 and takes a few seconds; ``--no-zoo`` leaves those five out, ``--compare``
 adds models.
 """
 
