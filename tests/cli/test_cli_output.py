@@ -254,14 +254,14 @@ def test_tradeoff_plot_is_titled_and_in_percent(cli, digits, monkeypatch):
     import dnnergy.report.plots as plots
 
     seen = []
-    save = plots._save
+    save = plots._saved
 
     def spy(fig, path):
         (ax,) = fig.axes
         seen.append((ax.get_title(), ax.get_ylabel(), [list(line.get_ydata()) for line in ax.get_lines()]))
         return save(fig, path)
 
-    monkeypatch.setattr(plots, "_save", spy)
+    monkeypatch.setattr(plots, "_saved", spy)
     monkeypatch.syspath_prepend(str(digits))
     monkeypatch.setenv("DNNERGY_CACHE_DIR", str(digits / "cache"))
     try:
