@@ -10,9 +10,10 @@ psums of the buffer tile fit in its capacity). It runs in two stages:
    quarter, ...) is priced with an unbounded buffer (every datum fetched from DRAM once),
    which ranks them by on-chip energy; the best few whose smallest tile fits the buffer,
    and the analytic default's pass, go on.
-2. **Buffer tile**: for each of those, every (n, m_b, c_b, e_b) on halving grids and
-   every order of the four DRAM-tier loops, vectorized with numpy; tiles that overflow
-   the buffer are dropped.
+2. **Buffer tile**: for each of those, every (n, m_b, c_b, e_b) on halving grids, psums
+   per pass or resident in the PEs (``RSMapping.resident``) and every order of the four
+   DRAM-tier loops, vectorized with numpy; tiles that overflow the buffer, and resident
+   psums that do not fit the PEs, are dropped.
 
 The result is never worse than the analytic default (it is one of the candidates, and
 the final answer is compared against it). NB: grids of halvings, not all divisors, so
@@ -46,6 +47,7 @@ from .row_stationary import (
     default_mapping,
     fits,
     level_energies,
+    psums_resident_fit,
     rf_words,
     rs_counts,
     rs_energy,
@@ -85,7 +87,7 @@ def _stage_one(s: ConvShape, array: PEArray, fold_s: int, capacity: int | None, 
     those whose smallest buffer tile (one image, one pass of filters, channels and rows) fits."""
     grid = _pass_grid(s, array, fold_s)
     cc = np.minimum(grid["q"] * grid["r"], s.C)
-    trial = SimpleNamespace(**grid, fold_s=fold_s, v=1, n=s.N, m_b=s.M, c_b=cc, e_b=s.E, order=DEFAULT_ORDER)
+    trial = SimpleNamespace(**grid, fold_s=fold_s, v=1, n=s.N, m_b=s.M, c_b=cc, e_b=s.E, order=DEFAULT_ORDER, resident=False)
     cost = rs_energy(rs_counts(s, trial, array), energies)
     if capacity is not None:
         smallest = SimpleNamespace(n=1, m_b=np.minimum(grid["p"] * grid["t"], s.M), c_b=cc, e_b=grid["e"])
@@ -104,19 +106,21 @@ def _stage_two(s: ConvShape, array: PEArray, base: dict[str, int], fold_s: int, 
         sorted({min(s.C, cc * k) for k in halvings(-(-s.C // cc), 1)}),
         halvings(s.E, min(s.E, base["e"] * base["v"])),
     ]
-    n, m_b, c_b, e_b = (a.ravel() for a in np.meshgrid(*axes, indexing="ij"))
-    trial = SimpleNamespace(**base, fold_s=fold_s, n=n, m_b=m_b, c_b=c_b, e_b=e_b, order=DRAM_LOOPS)
+    n, m_b, c_b, e_b, resident = (a.ravel() for a in np.meshgrid(*axes, [False, True], indexing="ij"))
+    trial = SimpleNamespace(**base, fold_s=fold_s, n=n, m_b=m_b, c_b=c_b, e_b=e_b, order=DRAM_LOOPS, resident=resident)
     ok = np.ones(n.shape, dtype=bool) if capacity is None else buffer_words(s, trial) <= capacity
     if not ok.any():
         return float("inf"), None
     best_cost, best = float("inf"), None
     for order in ORDERS:
         trial.order = order
-        cost = np.where(ok, rs_energy(rs_counts(s, trial, array), energies), np.inf)
+        valid = ok & (~resident | psums_resident_fit(s, trial, array))
+        cost = np.where(valid, rs_energy(rs_counts(s, trial, array), energies), np.inf)
         i = int(np.argmin(cost))
         if cost[i] < best_cost:
             best_cost = float(cost[i])
-            best = RSMapping(**base, fold_s=fold_s, n=int(n[i]), m_b=int(m_b[i]), c_b=int(c_b[i]), e_b=int(e_b[i]), order=order)
+            best = RSMapping(**base, fold_s=fold_s, n=int(n[i]), m_b=int(m_b[i]), c_b=int(c_b[i]), e_b=int(e_b[i]), order=order,
+                             resident=bool(resident[i]))
     return best_cost, best
 
 

@@ -15,7 +15,9 @@ The mapping, for one group of a layer (letters as in :class:`~dnnergy.workload.L
 A datum's accesses follow from its reuse factors a, b, c, d at DRAM, buffer, array and
 RF (REFERENCES.md, Chen et al. ISCA 2016): an input value costs ``a`` DRAM, ``a*b``
 buffer, ``a*b*c`` array and ``a*b*c*d`` RF accesses; a partial sum ``2a-1``,
-``2a(b-1)``, ``ab(c-1)`` and ``2abc(d-1)``. The derivation, the default mapping and a
+``2a(b-1)``, ``ab(c-1)`` and ``2abc(d-1)``, or, when the mapping keeps psums in the PEs
+across channel passes (``RSMapping.resident``, where they fit), ``1``, ``0``, ``c-1`` and
+``2c(abd-1)``. The derivation, the default mapping and a
 worked AlexNet example are in ``docs/row-stationary.md``, with the comparison against
 nn_dataflow 2.1 (energy per MAC within 10% on AlexNet, VGG-16, GoogLeNet and ResNet-50).
 
@@ -50,6 +52,9 @@ __all__ = [
     "default_mapping",
     "pass_defaults",
     "fits",
+    "psum_words_free",
+    "psum_words_resident",
+    "psums_resident_fit",
     "rf_words",
     "buffer_words",
     "level_energies",
@@ -139,6 +144,8 @@ class RSMapping:
     rows, Eyeriss JSSC'17 IV.A) replicated PE sets, ``n`` images per pass. Buffer tile:
     ``m_b`` filters, ``c_b`` channels, ``e_b`` output rows (at least the ``e*v`` rows of a
     pass, or all of E; the same ``n`` images). ``order``: DRAM-tier loops outermost first.
+    ``resident``: psums stay in the PEs across channel passes and row folds (see
+    :func:`psums_resident_fit`) instead of a buffer round trip after every pass.
     """
 
     e: int
@@ -153,12 +160,15 @@ class RSMapping:
     order: tuple[str, ...] = DEFAULT_ORDER
     fold_s: int = 1
     v: int = 1
+    resident: bool = False
 
     def __post_init__(self) -> None:
         for name in ("e", "p", "q", "r", "t", "n", "m_b", "c_b", "e_b", "fold_s", "v"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"RSMapping: {name} must be a positive int (got {value!r})")
+        if not isinstance(self.resident, (bool, np.bool_)):
+            raise ValueError(f"RSMapping: resident must be a bool (got {self.resident!r})")
         if sorted(self.order) != sorted(DRAM_LOOPS):
             raise ValueError(f"RSMapping: order must be a permutation of {DRAM_LOOPS} (got {self.order!r})")
 
@@ -210,6 +220,39 @@ def _psums_leave(s: ConvShape, m: RSMapping) -> Any:
     raise AssertionError("order has no C loop")  # RSMapping checks the permutation
 
 
+def psum_words_free(array: PEArray, p: Any, q: Any, s_piece: int) -> Any:
+    """Psum words one PE can hold: its psum scratchpad, or in a shared register file what its
+    ``p*q`` filter rows and ``q``-row ifmap window leave of it. Example: a 19-word shared RF with
+    4 filters x 2 channels of 1-word rows keeps 19 - 8 - 2 = 9:
+    ``psum_words_free(PEArray(1, 2, 19, 19, 19, shared_rf_words=19), 4, 2, 1) == 9``."""
+    if array.shared_rf_words is None:
+        return array.psum_words
+    return np.minimum(array.psum_words, array.shared_rf_words - p * q * s_piece - q * s_piece)
+
+
+def psum_words_resident(s: ConvShape, m: RSMapping) -> Any:
+    """Psum words one PE produces over a buffer tile: ``n*p`` output rows of F for each of the
+    tile's filter passes and strips (what it must hold to keep its psums across channel passes).
+    Example: 4 filters per PE, one filter pass and one strip per tile, 1 image, F = 2: 8 words."""
+    f = np.minimum(m.p * m.t, s.M)
+    return m.n * m.p * s.F * -np.floor_divide(-m.m_b, f) * -np.floor_divide(-m.e_b, m.e * m.v)
+
+
+def psums_resident_fit(s: ConvShape, m: RSMapping, array: PEArray) -> Any:
+    """True where ``m``'s psums can stay in the PEs across channel passes and filter-row folds:
+    they make no DRAM round trip (the channel loop is inside every output loop that advances) and
+    each PE can hold all it produces over a buffer tile (:func:`psum_words_resident` at most
+    :func:`psum_words_free`). A resident PE accumulates its share of each output over all
+    channels and the column sums the shares once, instead of a psum buffer round trip after every
+    pass; each pass then reads and writes the psum in the RF once more (2c(ab-1) RF accesses per
+    output for 2(ab-1) buffer and (ab-1)(c-1) array accesses saved), so it is a choice the
+    mapping makes (``RSMapping.resident``), not a rule. Example: a PE with 4 filters on a 2-pixel
+    row over one filter pass and strip produces 8 psums; they stay with an 8-word psum pad, not
+    with a 7-word one (``tests/energy/test_row_stationary_resident.py``)."""
+    s_piece = geometry(s, array, m.fold_s)[0]
+    return ~_psums_leave(s, m) & (psum_words_resident(s, m) <= psum_words_free(array, m.p, m.q, s_piece))
+
+
 def rs_counts(s: ConvShape, m: RSMapping, array: PEArray) -> dict[tuple[Datum, LevelKind], Any]:
     """Word accesses (reads + writes, all groups) of shape ``s`` under mapping ``m``, by (datum, level).
 
@@ -253,6 +296,9 @@ def rs_counts(s: ConvShape, m: RSMapping, array: PEArray) -> dict[tuple[Datum, L
     a_num = np.where(_psums_leave(s, m), s.C, m.c_b)
     ab = s.C * K / cc
     c = Rc * m.r
+    # Resident psums (RSMapping.resident): each PE accumulates its share of an output over all
+    # ab*d = C*K*S'/r MACs, and the column sums the c shares once at the end (b = 1).
+    resident = np.asarray(m.resident, dtype=bool)
     counts = {
         (Datum.WEIGHT, LevelKind.DRAM): w_dram,
         (Datum.WEIGHT, LevelKind.BUFFER): w_buf,
@@ -263,9 +309,10 @@ def rs_counts(s: ConvShape, m: RSMapping, array: PEArray) -> dict[tuple[Datum, L
         (Datum.IFMAP, LevelKind.ARRAY): i_arr,
         (Datum.IFMAP, LevelKind.RF): macs,
         (Datum.OFMAP, LevelKind.DRAM): o_unique * (2 * a_num - m.c_b) / m.c_b,
-        (Datum.OFMAP, LevelKind.BUFFER): o_unique * 2 * (s.C * K * m.c_b - a_num * cc) / (cc * m.c_b),
-        (Datum.OFMAP, LevelKind.ARRAY): o_unique * ab * (c - 1),
-        (Datum.OFMAP, LevelKind.RF): o_unique * 2 * ab * c * (cc * s_piece - m.r) / m.r,
+        (Datum.OFMAP, LevelKind.BUFFER): np.where(resident, 0.0, o_unique * 2 * (s.C * K * m.c_b - a_num * cc) / (cc * m.c_b)),
+        (Datum.OFMAP, LevelKind.ARRAY): o_unique * np.where(resident, 1.0, ab) * (c - 1),
+        (Datum.OFMAP, LevelKind.RF): o_unique * 2 * c * np.where(resident, (s.C * K * s_piece - m.r) / m.r,
+                                                                  ab * (cc * s_piece - m.r) / m.r),
     }
     return {key: value * s.G for key, value in counts.items()}
 
@@ -291,7 +338,8 @@ def fits(s: ConvShape, m: RSMapping, array: PEArray, buffer_capacity: int | None
     sets_ok = m.e <= array.cols and m.r * m.t * m.v <= (array.rows // Rc) * (array.cols // m.e)
     tiles_ok = m.n <= s.N and m.e_b <= s.E and min(s.E, m.e * m.v) <= m.e_b and m.m_b <= s.M and m.c_b <= s.C and m.p <= s.M and m.q <= s.C
     buffer_ok = buffer_capacity is None or buffer_words(s, m) <= buffer_capacity
-    return bool(rf_ok and sets_ok and tiles_ok and buffer_ok)
+    resident_ok = not m.resident or bool(psums_resident_fit(s, m, array))
+    return bool(rf_ok and sets_ok and tiles_ok and buffer_ok and resident_ok)
 
 
 def rs_energy(counts: dict[tuple[Datum, LevelKind], Any], energies: dict[LevelKind, float]) -> Any:
@@ -314,7 +362,7 @@ def buffer_capacity_words(hardware: Hardware) -> int | None:
     return None if level is None else level.capacity_words(hardware.word_bits)
 
 
-def pass_defaults(s: ConvShape, array: PEArray, q: int | None = None) -> dict[str, int]:
+def pass_defaults(s: ConvShape, array: PEArray, q: int | None = None, p: int | None = None) -> dict[str, int]:
     """Eyeriss's pass parameters: fold E into strips of at most ``cols`` rows, cut filter rows
     wider than the ifmap scratchpad, fill the RF (``q`` channels, by default as many as fit, then
     p filters; in a shared RF, :func:`rf_words` at most ``shared_rf_words``), place the strips on the free PE sets first (v, as Eyeriss JSSC'17 IV.A and
@@ -327,7 +375,7 @@ def pass_defaults(s: ConvShape, array: PEArray, q: int | None = None) -> dict[st
     if q is None:  # the most channels with one filter (a shared RF holds 2q rows and a psum)
         q = max(1, min(s.C, array.ifmap_words // s_piece, (shared - 1) // (2 * s_piece) if shared else s.C))
     p = max(1, min(s.M, array.psum_words, array.filter_words // (q * s_piece),
-                   (shared - q * s_piece) // (q * s_piece + 1) if shared else s.M))
+                   (shared - q * s_piece) // (q * s_piece + 1) if shared else s.M, p or s.M))
     sets = (array.rows // Rc) * (array.cols // e)
     v = max(1, min(sets, ceil(s.E / e)))
     t = max(1, min(sets // v, ceil(s.M / p)))
@@ -375,7 +423,8 @@ def default_mapping(s: ConvShape, array: PEArray, capacity: int | None, energies
     (:func:`tile_sizes`); c_b stays one pass of channels (its loop count is the pass count). Among
     those it takes the cheapest, every dividing m_b that fits being a candidate."""
     base = pass_defaults(s, array)
-    passes = [pass_defaults(s, array, q) for q in halvings(base["q"], 1)]
+    passes = [pass_defaults(s, array, q, p) for q in halvings(base["q"], 1)
+              for p in halvings(pass_defaults(s, array, q)["p"], 1)]
     stages = [[dict(b, v=min(v, b["v"])) for b in passes] for v in halvings(base["v"], 1)]
     stages += [[dict(b, v=1, e=e) for b in passes] for e in halvings(base["e"], 1)[1:]]
     for stage in stages:
@@ -396,10 +445,11 @@ def _best_tile(s: ConvShape, array: PEArray, bases: list[dict[str, int]], capaci
     rows = [(*(b[k] for k in fields[:6]), n, e_b) for b in bases
             for n in tile_sizes(s.N, 1, tiles) for e_b in tile_sizes(s.E, min(s.E, b["e"] * b["v"]), tiles)]
     exact = tiles == "divisors" and capacity is not None  # unbounded: all M filters, a divisor
-    if exact:
-        rows = [(*row, d) for row in rows for d in divisors(s.M)]
+    # psums resident or not (RSMapping.resident) x the filter tile: a divisor of M ("divisors"), or
+    # the most that fit (0) or one pass, whose psums a PE holds more easily (1)
+    rows = [(*row, res, d) for row in rows for res in (0, 1) for d in (divisors(s.M) if exact else (0, res))]
     columns = np.array(rows, dtype=np.int64).T
-    trial = SimpleNamespace(**dict(zip(fields, columns)), fold_s=bases[0]["fold_s"])
+    trial = SimpleNamespace(**dict(zip(fields, columns)), fold_s=bases[0]["fold_s"], resident=columns[-2] == 1)
     trial.c_b = np.minimum(trial.q * trial.r, s.C)
     f = np.minimum(trial.p * trial.t, s.M)
     ok = np.ones(f.shape, dtype=bool)
@@ -418,16 +468,20 @@ def _best_tile(s: ConvShape, array: PEArray, bases: list[dict[str, int]], capaci
         # a divisor of M as it is (its last pass may be partial)
         trial.m_b = np.maximum(m_b, 1) if exact else np.where(m_b >= s.M, s.M, np.where(m_b >= f, m_b // f * f, trial.p * trial.t))
         ok = m_b >= 1
+    if not exact:
+        trial.m_b = np.where(columns[-1] == 1, np.minimum(trial.m_b, np.minimum(trial.p * trial.t, s.M)), trial.m_b)
     best, best_cost = None, float("inf")
     for order in DEFAULT_ORDERS:
         if order != DEFAULT_ORDER and not (ok & (trial.m_b < s.M) & (trial.e_b < s.E)).any():
             break  # with one filter tile or one strip tile, both orders cost the same
         trial.order = order
-        cost = np.where(ok, rs_energy(rs_counts(s, trial, array), energies), np.inf)
+        valid = ok & (~trial.resident | psums_resident_fit(s, trial, array))
+        cost = np.where(valid, rs_energy(rs_counts(s, trial, array), energies), np.inf)
         i = int(np.argmin(cost))
         if cost[i] < best_cost:
             best_cost = float(cost[i])
-            best = RSMapping(**{k: int(getattr(trial, k)[i]) for k in (*fields, "m_b", "c_b")}, fold_s=trial.fold_s, order=order)
+            best = RSMapping(**{k: int(getattr(trial, k)[i]) for k in (*fields, "m_b", "c_b")}, fold_s=trial.fold_s,
+                             order=order, resident=bool(trial.resident[i]))
     return best
 
 
@@ -441,7 +495,9 @@ def describe(s: ConvShape, m: RSMapping, array: PEArray, capacity: int | None, c
         reuse[datum.value] = [per[0]] + [per[i] / per[i - 1] if per[i - 1] else 0.0 for i in range(1, 4)]
     ab = s.C / min(m.q * m.r, s.C) * K
     a = (float(counts[(Datum.OFMAP, LevelKind.DRAM)]) / (s.G * s.N * s.M * s.E * s.F) + 1) / 2
-    reuse[Datum.OFMAP.value] = [a, ab / a, Rc * m.r, min(m.q * m.r, s.C) * s_piece / m.r]
+    d = min(m.q * m.r, s.C) * s_piece / m.r
+    # resident psums: no buffer round trips (b = 1), every pass's MACs accumulate in the PE
+    reuse[Datum.OFMAP.value] = [a, 1.0, Rc * m.r, ab * d] if m.resident else [a, ab / a, Rc * m.r, d]
     sets = m.r * m.t * m.v
     return {
         "dataflow": "row_stationary",
@@ -450,7 +506,9 @@ def describe(s: ConvShape, m: RSMapping, array: PEArray, capacity: int | None, c
         "pe_set": [Rc, m.e],
         "fold": {"E": ceil(s.E / m.e), "R": K, "S": m.fold_s},
         "replication": {"r": m.r, "t": m.t, "v": m.v},
-        "pe": {"p": m.p, "q": m.q, "filter_words": m.p * m.q * s_piece, "ifmap_words": m.q * s_piece, "psum_words": m.p},
+        "pe": {"p": m.p, "q": m.q, "filter_words": m.p * m.q * s_piece, "ifmap_words": m.q * s_piece,
+               "psum_words": int(psum_words_resident(s, m)) if m.resident else m.p},
+        "psums": "resident" if m.resident else "per pass",
         "n": m.n,
         "buffer_tile": {"m": m.m_b, "c": m.c_b, "e": m.e_b, "words": int(buffer_words(s, m))},
         "loop_order": [*m.order, "M2", "C2", "K", "E2"],

@@ -263,35 +263,25 @@ def test_squeezenet_energy_does_not_follow_its_weights(eyeriss, alexnet_reports)
 
 
 # -- a peer tool: nn_dataflow 2.1's optimized Eyeriss mapping --------------------------------
-def _nn_dataflow_compare():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "nn_dataflow_compare.py"
-    spec = importlib.util.spec_from_file_location("nn_dataflow_compare", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_energy_per_mac_agrees_with_nn_dataflow():
+def test_energy_per_mac_agrees_with_nn_dataflow(nn_dataflow_compare):
     # nn_dataflow's results (benchmarks/nn_dataflow_reference.json, made by that script with
     # nn-dataflow 2.1) on the conv/FC layers of its own AlexNet, VGG-16, GoogLeNet and ResNet-50,
     # batch 1, Eyeriss 12x14 / 108 kB / 261-word RFs, costs 200/6/2/1: energy per MAC within 10%.
-    # DRAM shares: within 1 point on AlexNet and GoogLeNet; 5.6 and 7.9 points low on VGG-16 and
-    # ResNet-50, where nn_dataflow's exact-divisor tiles re-fetch more ifmaps and its unified RF keeps
-    # psums out of the buffer (docs/row-stationary.md; see the per-layer test below).
-    compare = _nn_dataflow_compare()
+    # DRAM shares: within 1 point on AlexNet and GoogLeNet; 6.1 and 8.7 points low on VGG-16 and
+    # ResNet-50, where nn_dataflow's exact-divisor tiles re-fetch more ifmaps and its psum accounting
+    # keeps psums out of the buffer (docs/row-stationary.md; see the per-layer test below, and
+    # test_row_stationary_resident.py for that accounting expressed as hardware).
+    compare = nn_dataflow_compare
     reference = json.loads(compare.REFERENCE.read_text())
     assert reference["config"] == compare.CONFIG and reference["nets"]["vgg_net"]["nn_dataflow_version"] == "2.1"
-    # With nn_dataflow's divisor tiles (RowStationary(tiles="divisors")) the VGG-16 gap closes (-2.9
+    # With nn_dataflow's divisor tiles (RowStationary(tiles="divisors")) the VGG-16 gap closes (-2.8
     # points: the same filter tiles, so the same ifmap re-fetches); ResNet-50's widens to -15.0: its
     # divisor tiles hold 16 filters with 1 channel per PE (fewer DRAM fetches, more psum buffer
     # traffic), where nn_dataflow holds 6 (2 of its 3-filter passes, which 256 is not a multiple of).
-    ratio = {"alex_net": 1.015, "vgg_net": 0.985, "googlenet": 1.078, "resnet50": 1.003}
-    dram_points = {"alex_net": -0.6, "vgg_net": -5.6, "googlenet": -0.3, "resnet50": -7.9}
-    exact_ratio = {"alex_net": 1.015, "vgg_net": 1.064, "googlenet": 1.081, "resnet50": 1.052}
-    exact_points = {"alex_net": -0.7, "vgg_net": -2.9, "googlenet": -1.1, "resnet50": -15.0}
+    ratio = {"alex_net": 1.012, "vgg_net": 0.979, "googlenet": 1.074, "resnet50": 0.998}
+    dram_points = {"alex_net": -0.4, "vgg_net": -6.1, "googlenet": -0.4, "resnet50": -8.7}
+    exact_ratio = {"alex_net": 1.013, "vgg_net": 1.064, "googlenet": 1.081, "resnet50": 1.052}
+    exact_points = {"alex_net": -0.5, "vgg_net": -2.8, "googlenet": -1.1, "resnet50": -15.0}
     for net in compare.NETS:
         rows = compare.compare_net(reference["nets"][net], ("row_stationary", "row_stationary:divisors"))
         (e_ref, dram_ref, *_), (e, dram, *_) = rows["nn_dataflow"], rows["row_stationary"]
@@ -305,7 +295,7 @@ def test_energy_per_mac_agrees_with_nn_dataflow():
         assert (abs(dram - dram_ref) <= 0.05) == (net != "resnet50"), net  # the 5-point target
 
 
-def test_worst_dram_layers_match_nn_dataflow_under_its_tiles():
+def test_worst_dram_layers_match_nn_dataflow_under_its_tiles(nn_dataflow_compare):
     # The layers where the DRAM energy differs most. nn_dataflow's blocking factors multiply exactly to
     # its loop counts, so its buffer tiles hold 2 of VGG-16 conv1_2's 64 filters (4 would overflow),
     # 4 of 128 on conv2_x, and 2 passes of 3 of ResNet-50's 256 filters on the 56 x 56 1x1 layers
@@ -315,7 +305,7 @@ def test_worst_dram_layers_match_nn_dataflow_under_its_tiles():
     # ceil(64/3) = 22 -> 22.6; conv2_x (H = 114, 2 tiles): ceil(128/7) = 19 -> 19*2*58/114 = 19.3;
     # ResNet-50 (whole 56 x 56 map per tile): 43 vs ceil(256/14) = 19.
     # Given nn_dataflow's filter tile, dnnergy's accounting gives exactly nn_dataflow's ifmap DRAM count.
-    compare = _nn_dataflow_compare()
+    compare = nn_dataflow_compare
     reference = json.loads(compare.REFERENCE.read_text())
     table, _ = compare.drill_down("vgg_net", reference["nets"]["vgg_net"])
     # columns: net, layer, shape, DRAM/MAC x2, filters per tile (nn_dataflow, dnnergy), fetches x2, check
@@ -334,4 +324,4 @@ def test_worst_dram_layers_match_nn_dataflow_under_its_tiles():
     assert all(r[5] == "6 (43x1x2)" and r[6] == "14" and r[7] == "43.0" and r[8] == "19.0" for r in rows)
     assert all(float(r[9]) == pytest.approx(1.0, abs=1e-9) for r in rows)
     # with nn_dataflow's filter tiles on those 4 layers, dnnergy's DRAM share is within 5 points (51.1%)
-    assert 100 * share == pytest.approx(47.75, abs=0.1)
+    assert 100 * share == pytest.approx(47.08, abs=0.1)

@@ -6,11 +6,10 @@ divisor tiles, and nn_dataflow 2.1's per-layer ifmap DRAM counts (benchmarks/nn_
 
 from __future__ import annotations
 
-import importlib.util
+import itertools
 import json
 from dataclasses import replace
 from math import ceil
-from pathlib import Path
 
 import pytest
 from hypothesis import event, given, settings
@@ -116,10 +115,12 @@ ARRAY = PEArray(rows=6, cols=6, filter_words=24, ifmap_words=6, psum_words=4)
 
 def _cheapest_divisor_tile(s: ConvShape, capacity: int) -> float:
     """Scalar enumeration of the divisor tiles of the default's first stage (its passes: the
-    halvings of q; a pass that holds more filters than the tile shrinks t, then p), priced one by one."""
+    halvings of q, and for each the halvings of p; a pass that holds more filters than the tile
+    shrinks t, then p; psums resident or per pass), priced one by one."""
     base, best = pass_defaults(s, ARRAY), float("inf")
-    for q in halvings(base["q"], 1):
-        b = dict(pass_defaults(s, ARRAY, q), v=base["v"])
+    passes = [pass_defaults(s, ARRAY, q, p) for q in halvings(base["q"], 1) for p in halvings(pass_defaults(s, ARRAY, q)["p"], 1)]
+    for b in passes:
+        b, q = dict(b, v=base["v"]), b["q"]
         strip = min(s.E, b["e"] * b["v"])
         for n in (d for d in range(1, s.N + 1) if s.N % d == 0):
             for k in (d for d in range(1, ceil(s.E / strip) + 1) if ceil(s.E / strip) % d == 0):
@@ -127,9 +128,9 @@ def _cheapest_divisor_tile(s: ConvShape, capacity: int) -> float:
                     p, t = b["p"], b["t"]
                     if m_b < min(p * t, s.M):
                         p, t = (p, m_b // p) if m_b >= p else (m_b, 1)
-                    for order in DEFAULT_ORDERS:
+                    for order, resident in itertools.product(DEFAULT_ORDERS, (False, True)):
                         m = RSMapping(**dict(b, p=p, t=t), n=n, m_b=m_b, c_b=min(q * b["r"], s.C),
-                                      e_b=min(s.E, k * strip), order=order)
+                                      e_b=min(s.E, k * strip), order=order, resident=resident)
                         if fits(s, m, ARRAY, capacity):
                             best = min(best, float(rs_energy(rs_counts(s, m, ARRAY), ENERGIES)))
     return best
@@ -167,12 +168,8 @@ def test_cache_is_keyed_by_policy():
 
 
 # -- nn_dataflow 2.1's per-layer counts --------------------------------------------------------
-def _reference():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "nn_dataflow_compare.py"
-    spec = importlib.util.spec_from_file_location("nn_dataflow_compare", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, json.loads(module.REFERENCE.read_text())
+def _reference(compare):
+    return compare, json.loads(compare.REFERENCE.read_text())
 
 
 def _ifmap_dram(compare, layer, tiles):
@@ -181,12 +178,12 @@ def _ifmap_dram(compare, layer, tiles):
     return m, _dram(rs_counts(s, m, EYERISS.pe_array), I)
 
 
-def test_divisor_tiles_reproduce_nn_dataflow_ifmap_dram_on_vgg16():
+def test_divisor_tiles_reproduce_nn_dataflow_ifmap_dram_on_vgg16(nn_dataflow_compare):
     # The VGG-16 layers of the drill-down (most DRAM energy difference under "fit"): nn_dataflow holds
     # 2, 4, 4 and 16 filters per buffer tile (its blocking factors divide 64, 128, 128, 256), and so do
     # dnnergy's divisor tiles; the ifmap DRAM words then equal nn_dataflow's exactly ("fit" holds 3, 7, 7
     # and 13 filters: 22/32, 19/32, 19/32 and 20/16 of nn_dataflow's fetches).
-    compare, data = _reference()
+    compare, data = _reference(nn_dataflow_compare)
     layers = {layer["name"]: layer for layer in data["nets"]["vgg_net"]["layers"]}
     for name, filters in (("conv2", 2), ("conv3", 4), ("conv4", 4), ("conv6", 16)):
         layer = layers[name]
@@ -200,12 +197,12 @@ def test_divisor_tiles_reproduce_nn_dataflow_ifmap_dram_on_vgg16():
     assert same == {"fit": 1, "divisors": 10}
 
 
-def test_resnet50_56x56_1x1_tiles_are_not_filter_divisors_in_nn_dataflow():
+def test_resnet50_56x56_1x1_tiles_are_not_filter_divisors_in_nn_dataflow(nn_dataflow_compare):
     # ResNet-50's 64 -> 256 1x1 layers on 56 x 56: nn_dataflow's buffer tile holds 6 filters, which
     # does not divide 256: its factors (to = 43 x 1 x 2) divide its loop count of 86 = ceil(256 / 3)
     # passes of 3 filters (its MapStrategyEyeriss unit), so it fetches the ifmap 43 times. dnnergy's
     # divisor tile holds 16 filters (q = 1 channel per PE leaves room for 16 of 256): 256 / 16 = 16 fetches.
-    compare, data = _reference()
+    compare, data = _reference(nn_dataflow_compare)
     layer = next(layer for layer in data["nets"]["resnet50"]["layers"] if layer["name"] == "conv2_0_c")
     assert layer["blocking"]["to"] == [43, 1, 2] and compare.reference_tile(layer)[0] == 6 and 256 % 6 != 0
     unique = 64 * 56 * 56
