@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import platform
 import re
+import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -12,7 +13,7 @@ import torch
 
 from dnnergy.io import atomic_write
 
-__all__ = ["RESULTS", "replace_section", "write_section", "run_line", "standard_error_note"]
+__all__ = ["RESULTS", "replace_section", "write_section", "publish", "run_line", "standard_error_note"]
 
 #: The results file every benchmark updates (one section each).
 RESULTS = Path(__file__).resolve().with_name("results.md")
@@ -36,6 +37,18 @@ def write_section(title: str, body: str, path: Path = RESULTS) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     return atomic_write(path, replace_section(text, title, body))
+
+
+def publish(title: str, body: str, path: Path = RESULTS) -> Path:
+    """Print the ``## title`` section to stdout, write it into ``path`` (:func:`write_section`) and
+    say so on stderr: every benchmark's last step.
+
+    Example: ``publish("Start-up", table, Path("out.md"))`` prints ``## Start-up`` and the table.
+    """
+    print(f"## {title}\n\n{body.strip()}\n")
+    written = write_section(title, body, path)
+    print(f"wrote the '{title}' section of {path}", file=sys.stderr)
+    return written
 
 
 def run_line(script: str, argv: Sequence[str], seconds: float) -> str:

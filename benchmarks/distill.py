@@ -46,7 +46,7 @@ from dnnergy.train import (
 from dnnergy.zoo import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, run_line, write_section
+from _results import RESULTS, publish, run_line
 
 SECTION = "Distillation"
 
@@ -195,8 +195,7 @@ def main(argv: list[str] | None = None) -> int:
               "Energy: one image at batch 1 on eyeriss / row stationary (MAC-normalized), densities measured on 64 "
               "test images; 'energy vs' is the ratio to each teacher's.")
     text = header + "\n\n" + "\n\n".join(blocks)
-    print(text)
-    write_section(SECTION, text, args.out)
+    publish(SECTION, text, args.out)
     return 0
 
 

@@ -36,7 +36,7 @@ from dnnergy.data import load_dataset
 from dnnergy.train import pretrained
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, write_section  # noqa: E402
+from _results import RESULTS, publish  # noqa: E402
 
 SECTION = "Feature-map coding"
 COLUMNS = ("layer", "map shape", "density", "raw B", "RLC B", "zero-flag B", "delta B", "entropy B",
@@ -117,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             "charges exactly the encoder's bits (no only when quantization rounds a non-zero to zero)."),
             *parts,
         ])
-        print(f"## {section}\n\n{body}\n")
-        write_section(section, body, args.out)
-        print(f"wrote the '{section}' section of {args.out}", file=sys.stderr)
+        publish(section, body, args.out)
     return 0
 
 

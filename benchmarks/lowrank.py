@@ -39,7 +39,7 @@ from dnnergy.train import FINE_TUNE, RECIPES, TrainConfig, pretrained, train_cac
 from dnnergy.zoo import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, run_line, standard_error_note, write_section
+from _results import RESULTS, publish, run_line, standard_error_note
 
 SECTION = "Low-rank decomposition"
 RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 10))  # structured: 10 % .. 90 % of every group's channels
@@ -198,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
               "forward passes on this CPU. Structured pruning (L1, one ratio for every layer) is run at the ratio of "
               f"the grid {ratios[0]:g}..{ratios[-1]:g} whose energy is closest to each low-rank model's.")
     text = header + "\n\n" + "\n\n".join(blocks)
-    print(text)
-    write_section(SECTION, text, args.out)
+    publish(SECTION, text, args.out)
     return 0
 
 

@@ -44,7 +44,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, standard_error_note, write_section
+from _results import RESULTS, publish, standard_error_note
 
 from dnnergy.compress import CompressionContext, get_method
 from dnnergy.data import Dataset, load_dataset
@@ -282,8 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     body += ["", f"Total run time {time.perf_counter() - started:.0f} s."]
     body[0] += " " + standard_error_note(tested)
     text = "\n".join(body)
-    print(text)
-    write_section(SECTION, text, args.out)
+    publish(SECTION, text, args.out)
     return 0
 
 

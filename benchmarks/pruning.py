@@ -62,7 +62,7 @@ from dnnergy.train import FINE_TUNE, evaluate, pretrained, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import QUICK_MODELS  # noqa: E402
-from _results import RESULTS, write_section  # noqa: E402
+from _results import RESULTS, publish  # noqa: E402
 
 SECTION = "Pruning"
 PRESETS = (("eyeriss", "row_stationary"), ("horowitz45", "weights_once"))  # the default --presets; the first steers
@@ -552,9 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         + "\n".join(notes),
         "Targets (issue 4):\n\n" + "\n".join(goals),
     ])
-    print(f"## {section}\n\n{body}")
-    write_section(section, body, args.out)
-    print(f"wrote the '{section}' section of {args.out}", file=sys.stderr)
+    publish(section, body, args.out)
     return 0
 
 

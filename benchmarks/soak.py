@@ -34,7 +34,7 @@ from dnnergy.data import load_dataset
 from dnnergy.hardware import list_presets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, run_line, write_section  # noqa: E402
+from _results import RESULTS, publish, run_line  # noqa: E402
 from _tiny import TinyMLP  # noqa: E402
 
 SECTION = "Soak"
@@ -162,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({cache_entries:,} entries after the estimates). {args.workloads - estimates} of {args.workloads:,} "
         "random networks were refused with a DnnergyError (input smaller than a kernel) and not estimated.",
     ])
-    print(body)
-    write_section(SECTION, body, args.out)
+    publish(SECTION, body, args.out)
     return 0
 
 

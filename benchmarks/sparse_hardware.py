@@ -32,7 +32,7 @@ from dnnergy.train import pretrained
 from dnnergy.zoo import create_model, model_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS, write_section  # noqa: E402
+from _results import RESULTS, publish  # noqa: E402
 
 SECTION = "Sparse-weight hardware"
 PRESETS = ("eyeriss", "eyeriss_v2", "horowitz45")
@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "coded; eyeriss_v2: CSC weights and iacts on chip, zeros skipped).",
         "\n".join(lines),
     ])
-    print(f"## {SECTION}\n\n{body}\n")
-    write_section(SECTION, body, args.out)
-    print(f"wrote the '{SECTION}' section of {args.out}", file=sys.stderr)
+    publish(SECTION, body, args.out)
     return 0
 
 

@@ -4,15 +4,7 @@ import yaml
 from dnnergy.errors import HardwareConfigError
 from dnnergy.hardware import Hardware, LevelKind, hardware_from_dict, list_presets, load_hardware
 
-GOOD = """
-name: mine
-unit: pJ
-word_bits: 32
-levels:
-  - {name: DRAM, kind: dram, energy: 640, ref_bits: 32}
-  - {name: SRAM, kind: buffer, energy: 5, ref_bits: 32, capacity_bytes: 65536}
-mac: {format: fp32, formats: {fp32: {bits: 32, mult: 3.7, add: 0.9}}}
-"""
+from _good_hardware import GOOD
 
 
 @pytest.mark.parametrize("name", list_presets())

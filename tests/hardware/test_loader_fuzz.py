@@ -15,15 +15,7 @@ from dnnergy.hardware._check import MAX_ENERGY
 from dnnergy.hardware.loader import _StrictLoader
 from dnnergy.workload import Layer, Workload, formulas
 
-GOOD = """\
-name: mine
-unit: pJ
-word_bits: 32
-levels:
-  - {name: DRAM, kind: dram, energy: 640, ref_bits: 32}
-  - {name: SRAM, kind: buffer, energy: 5, ref_bits: 32, capacity_bytes: 65536}
-mac: {format: fp32, formats: {fp32: {bits: 32, mult: 3.7, add: 0.9}}}
-"""
+from _good_hardware import GOOD
 
 
 def _write(tmp_path, text, encoding="utf-8"):
