@@ -1,14 +1,16 @@
 """``dnnergy report``: one self-contained HTML page of a model's energy (``dnnergy.report.html``).
 
 Everything that can be refused (the output path, the records files, the hardware and
-dataflow) is checked before a model is traced. The lightweight-model comparison (seed
-004: AlexNet, SqueezeNet, GoogLeNet, MobileNet, ShuffleNet) is on by default: it traces
-those models at batch 1 and takes a few seconds; ``--no-zoo`` leaves those five out, ``--compare``
-adds models.
+dataflow, the ``--compare`` names) is checked before a model is traced; a records file of
+another model than MODEL is plotted with a warning, on stderr and next to its curve. The
+lightweight-model comparison (seed 004: AlexNet, SqueezeNet, GoogLeNet, MobileNet,
+ShuffleNet) is on by default: it traces those models at batch 1 and takes a few seconds;
+``--no-zoo`` leaves those five out, ``--compare`` adds models.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -44,11 +46,58 @@ def report(
         import matplotlib  # noqa: F401
     except ImportError:
         raise UserInputError("the HTML report draws its charts with matplotlib: pip install 'dnnergy[plot]'") from None
-    workload, estimate = _subject(model, hardware, dataflow, profile, input_shape)
     others = [spec.strip() for item in compare for spec in item.split(",") if spec.strip()]
+    _check_specs(others)
+    workload, estimate = _subject(model, hardware, dataflow, profile, input_shape)
     costs = _comparison(model, workload, estimate, [*(_zoo() if zoo else ()), *others], hardware, dataflow)
-    path = write_report(out, workload, estimate, word_bits=load_hardware(hardware).word_bits, comparison=costs, results=results)
+    aliases = _aliases(model)
+    if results is not None:
+        _say_models(results, [workload.name, *aliases])
+    path = write_report(out, workload, estimate, word_bits=load_hardware(hardware).word_bits, comparison=costs, results=results,
+                        aliases=aliases)
     typer.echo(f"wrote {path}", err=True)
+
+
+def _check_specs(specs: list[str]) -> None:
+    """Refuse a ``--compare`` model that is not a zoo name, an existing ONNX or saved model file, or of the form
+    ``module.path:factory`` before any model is traced: one error naming it, with the zoo names close to it."""
+    from .. import zoo
+    from ..errors import UserInputError
+    from ._resolve import _FACTORY, _unknown, is_saved_model
+
+    known = set(zoo.list_models())
+    for spec in specs:
+        if spec in known or _FACTORY.match(spec) or is_saved_model(spec):
+            continue
+        if spec.lower().endswith(".onnx") and Path(spec).is_file():
+            continue
+        problem = f"file not found: {spec}" if spec.lower().endswith(".onnx") else str(_unknown(spec))
+        raise UserInputError(f"--compare {spec}: {problem}")
+
+
+def _aliases(model: str) -> list[str]:
+    """The other name a saved ``.dnnergy`` model goes by: the architecture it was built from (``lenet300`` for a
+    pruned LeNet-300 saved as ``small.dnnergy``), which its compression records name; none for other models."""
+    from ..compress.artifact import KIND, architecture_of
+    from ..io import read_container
+    from ._resolve import is_saved_model
+
+    if not is_saved_model(model):
+        return []
+    built = architecture_of(read_container(model, kind=KIND).header["architecture"])
+    return [built.get("zoo") or built["factory"]]
+
+
+def _say_models(results, names: list[str]) -> None:
+    """On stderr: a warning for each ``--records`` file of another model, a note for each that names none."""
+    from ..report.records import model_lines
+
+    warnings, notes = model_lines(results, names)
+    for method, lines in warnings.items():
+        for line in lines:
+            typer.echo(f"warning: --records: the curve {method}: {line}", err=True)
+    for line in notes:
+        typer.echo(f"note: --records {line}", err=True)
 
 
 def _zoo() -> tuple[str, ...]:

@@ -154,7 +154,7 @@ class Method:
         defaults = {p.name: p.default for p in self.params}
         record = Record(self.name, {**defaults, **params}, before, after, outcome.summary, tuple(outcome.steps),
                         outcome.info, seed=context.seed, max_accuracy_drop=context.max_accuracy_drop,
-                        seconds=time.perf_counter() - start, input_shape=_shape(context))
+                        seconds=time.perf_counter() - start, input_shape=_shape(context), model=_model_name(model))
         return Result(outcome.model, record)
 
 
@@ -212,6 +212,14 @@ def _params(name: str, impl: Callable) -> tuple[Param, ...]:
 
 def _shape(context: CompressionContext) -> tuple[int, ...]:
     return (1, *context.examples.shape[1:])
+
+
+def _model_name(model: nn.Module) -> str:
+    """The architecture a record names: the zoo's or the factory's name (``"lenet300"``, ``"pkg.models:build"``), as
+    ``zoo.create_model`` and ``dnnergy.load`` set it, else the model's class name (as ``trace`` names a workload)."""
+    built = getattr(model, "dnnergy_architecture", None)  # zoo.ARCHITECTURE_ATTRIBUTE
+    names = [built.get(key) for key in ("zoo", "factory")] if isinstance(built, Mapping) else []
+    return next((name for name in names if isinstance(name, str)), type(model).__name__)
 
 
 def _signature(method: Method) -> str:
@@ -299,5 +307,5 @@ def run(model: nn.Module, methods: str | Sequence[str | Method], context: Compre
         ",".join(m.name for m in chain), plain(params, "params"), before, point,
         "; ".join(f"{r.method}: {r.summary}" for r in records), tuple(s for r in records for s in r.steps),
         {}, tuple(records), seed=context.seed, max_accuracy_drop=context.max_accuracy_drop,
-        seconds=time.perf_counter() - start, input_shape=_shape(context))
+        seconds=time.perf_counter() - start, input_shape=_shape(context), model=_model_name(model))
     return Result(current, record)

@@ -76,8 +76,11 @@ class Record:
     method's one-line account of what it chose ("sparsity 0.9 after 5 steps");
     ``max_accuracy_drop`` the budget it worked to (a fraction of validation accuracy,
     ``None`` = no budget); ``seconds`` wall-clock time including fine-tuning;
-    ``input_shape`` the example input shape (batch 1) the points were counted on.
-    Accuracies are fractions in [0, 1]; energies are in ``before.energy_unit``.
+    ``input_shape`` the example input shape (batch 1) the points were counted on;
+    ``model`` the architecture it ran on as the zoo or a factory names it (``"lenet300"``,
+    ``"pkg.models:build"``; a model from neither: its class name; ``""``: not recorded, as
+    in records written before dnnergy recorded it). Accuracies are fractions in [0, 1];
+    energies are in ``before.energy_unit``.
 
     Example (magnitude pruning of an untrained 64 -> 10 classifier on ``digits``, no
     fine-tuning and no budget, so the accuracies are near chance):
@@ -107,10 +110,13 @@ class Record:
     seconds: float = 0.0
     input_shape: tuple[int, ...] | None = None
     version: str = ""
+    model: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, str) or not self.method:
             raise ValueError(f"Record: method must be a non-empty string (got {self.method!r})")
+        if not isinstance(self.model, str):
+            raise ValueError(f"Record {self.method!r}: model must be the name of a model (got {self.model!r})")
         if not isinstance(self.before, Point) or not isinstance(self.after, Point):
             raise ValueError("Record: before and after must be Point records")
         object.__setattr__(self, "params", plain(self.params, "Record.params"))
@@ -162,6 +168,7 @@ class Record:
         return {
             "format": RECORD_FORMAT,
             "method": self.method,
+            "model": self.model,
             "params": self.params,
             "summary": self.summary,
             "seed": self.seed,
@@ -192,7 +199,7 @@ class Record:
             return cls(
                 method=data["method"], params=data["params"], summary=data.get("summary", ""), seed=data["seed"],
                 version=data["version"], max_accuracy_drop=data["max_accuracy_drop"], seconds=data["seconds"],
-                input_shape=data.get("input_shape"),
+                input_shape=data.get("input_shape"), model=data.get("model") or "",
                 before=Point.from_dict(data["before"]), after=Point.from_dict(data["after"]),
                 steps=tuple(Step(**s) for s in data["steps"]), info=data["info"],
                 stages=tuple(cls.from_dict(s) for s in data["stages"]),

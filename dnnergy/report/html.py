@@ -20,8 +20,8 @@ from ..energy import EnergyReport
 from ..io import atomic_write
 from ..workload import Workload
 from .compare import ModelCost, comparison_table
-from .records import Results, plotted
-from .shares import precision_table, share_table
+from .records import Results, model_lines, plotted
+from .shares import MIN_SHARE, precision_table, share_bars, share_table
 from .tables import Table, energy_table, points_table, record_table, share_lines, unsupported_lines
 from .text import energy as energy_text
 from .text import format_table, si
@@ -34,7 +34,7 @@ TOP_LAYERS = 40
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222}
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
-nav a{margin-right:1em}.meta{color:#555}.note{color:#555;font-size:.9em}
+nav a{margin-right:1em}.meta{color:#555}.note{color:#555;font-size:.9em}.warning{color:#a40000;font-weight:600}
 figure{margin:1em 0;overflow-x:auto}figure svg{max-width:100%;height:auto}figcaption{color:#555;font-size:.9em}
 .scroll{overflow-x:auto;max-height:36em;overflow-y:auto;border:1px solid #eee}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}caption{text-align:left;font-weight:600;padding:.3em 0}
@@ -100,17 +100,22 @@ def _shares(workload: Workload, report: EnergyReport) -> str:
     from .plots import bars_figure
 
     table = share_table(workload, report)
-    energy_share = _column(table, "energy share (%)")
-    keep = sorted(sorted(range(len(table.rows)), key=lambda i: -energy_share[i])[:TOP_LAYERS])
-    series = {name: [_column(table, f"{name} share (%)")[i] for i in keep] for name in ("energy", "MAC", "weight")}
-    fig = bars_figure([table.rows[i][0] for i in keep], series, "share of the network (%)",
+    bars = share_bars(table, MIN_SHARE, TOP_LAYERS)
+    fig = bars_figure(bars.labels, bars.series, "share of the network (%)",
                       f"{workload.name}: each layer's share of energy, MACs and weights")
+    caption = "Share of energy, of MACs and of weights per layer"
+    if bars.other:
+        shown = len(bars.labels) - 1
+        caption += (f": the {shown} layer{'s' * (shown != 1)} with the largest shares (each at least {MIN_SHARE:g}% of "
+                    f"energy, MACs or weights; at most {TOP_LAYERS}); the last bar sums the other "
+                    f"{bars.other} layer{'s' * (bars.other != 1)} ({bars.other_shares['energy']:.1f}% of energy, "
+                    f"{bars.other_shares['MAC']:.1f}% of MACs, {bars.other_shares['weight']:.1f}% of weights). "
+                    "The table lists every layer.")
     return _section(
         "shares", "Energy vs MACs and weights",
         '<p>MACs and weights are poor proxies for energy (seed 004): data movement dominates, and it follows how often '
         'data is reused, not how many operations or parameters a layer has. Compare the three shares per layer.</p>',
-        _figure(_svg(fig), "Share of energy, of MACs and of weights per layer"
-                + (f" (the {TOP_LAYERS} layers with the most energy)." if len(table.rows) > TOP_LAYERS else ".")),
+        _figure(_svg(fig), caption + ("" if bars.other else ".")),
         _scroll(table))
 
 
@@ -149,18 +154,22 @@ def _comparison(costs: Sequence[ModelCost], subject: str) -> str:
         html_table(table))
 
 
-def _tradeoffs(results: Results) -> str:
+def _tradeoffs(results: Results, names: Sequence[str]) -> str:
     from .plots import tradeoff_figure
 
     unit = results.unit or "none"
+    warnings, notes = model_lines(results, names)
+    label = {m: f"{m} [other model]" if m in warnings else m for m in results.series}  # the legend marks such a curve
     fronts = results.fronts()
     front = results.front()
-    series = {m: [(p.energy, 100 * p.accuracy) for p in plotted(points)] for m, points in results.series.items()}
+    series = {label[m]: [(p.energy, 100 * p.accuracy) for p in plotted(points)] for m, points in results.series.items()}
     fig = tradeoff_figure({m: s for m, s in series.items() if s}, f"energy per image ({unit})", "validation accuracy (%)",
                           front=[(p.energy, 100 * p.accuracy) for p in front],
-                          fronts={m: [(p.energy, 100 * p.accuracy) for p in f] for m, f in fronts.items()})
-    files = [path for path, _ in (*results.records, *results.sweeps)]
-    parts = [f'<p class="meta">Read from {escape(", ".join(files))} (the files do not name the model they were run on).</p>',
+                          fronts={label[m]: [(p.energy, 100 * p.accuracy) for p in f] for m, f in fronts.items()})
+    parts = [f'<p class="meta">Read from {escape(", ".join(source.path for source in results.sources))}.</p>',
+             *(f'<p class="warning">warning: the curve {escape(label[m])}: {escape(line)}</p>'
+               for m, lines in warnings.items() for line in lines),
+             *(f'<p class="note">{escape(line)}</p>' for line in notes),
              _figure(_svg(fig), "Validation accuracy against energy per image, one curve per method; the pale band under "
                                 "a curve is the method's Pareto front, the dashed line the front of all methods.")]
     missing = len(results.points) - len(plotted(results.points))
@@ -168,19 +177,22 @@ def _tradeoffs(results: Results) -> str:
         parts.append(f'<p class="note">{missing} point(s) without an energy or a validation accuracy are listed but not plotted.</p>')
     parts.append(_scroll(points_table(results.points, "Every point (* = on the Pareto front of all methods)", front)))
     for path, record in results.records:
-        parts.append(f'<p class="meta">{escape(path)}</p>' + html_table(record_table(record)))
+        model = f"a run of {record.model}" if record.model else "model not recorded"
+        parts.append(f'<p class="meta">{escape(path)} ({escape(model)})</p>' + html_table(record_table(record)))
     return _section("tradeoffs", "Compression: accuracy against energy", *parts)
 
 
 def report_html(workload: Workload, report: EnergyReport, *, word_bits: int, comparison: Sequence[ModelCost] = (),
-                results: Results | None = None) -> str:
+                results: Results | None = None, aliases: Sequence[str] = ()) -> str:
     """The whole report page as HTML text.
 
     ``workload`` and ``report`` are the model and its estimate; ``word_bits`` the
     hardware's word (the bitwidth of layers that declare none); ``comparison`` models to
     set side by side (ratios to the first; empty: no such section); ``results`` compression
     records and sweeps (:func:`~dnnergy.report.records.load_results`; None: no such
-    section). Energies in the tables are per image.
+    section; a file naming a model other than ``workload.name`` or one of ``aliases``, the other names the model
+    goes by, such as a saved model's architecture, gets a warning next to its curve). Energies in the tables are
+    per image.
     """
     batch = workload.batch
     shapes = ", ".join("x".join(map(str, s)) for s in workload.input_shapes)
@@ -194,7 +206,7 @@ def report_html(workload: Workload, report: EnergyReport, *, word_bits: int, com
         sections.append(_comparison(comparison, workload.name))
         links.append(("compare", "Lightweight models"))
     if results is not None:
-        sections.append(_tradeoffs(results))
+        sections.append(_tradeoffs(results, [workload.name, *aliases]))
         links.append(("tradeoffs", "Compression trade-offs"))
     from .. import __version__
 

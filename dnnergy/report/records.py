@@ -5,7 +5,10 @@ written as ``OUT.json`` by ``compress --out`` and ``adapt --out``) or a sweep, t
 ``{"points": [...], "pareto": [...]}`` that ``dnnergy tradeoff --json`` prints.
 :func:`load_results` turns files into :class:`Results`: one accuracy-energy series per
 method (a record contributes its starting point and the point after each stage; a sweep
-its points), ready for :func:`~dnnergy.explore.pareto_front`.
+its points), ready for :func:`~dnnergy.explore.pareto_front`. Each file names the model it
+ran on (a record's ``model``, a sweep's ``"model"``); :func:`model_lines` checks them
+against the report's model, and says which files record none (those written before
+dnnergy recorded it).
 """
 
 from __future__ import annotations
@@ -22,20 +25,32 @@ from ..errors import UserInputError
 from ..explore.pareto import pareto_front
 from ..metrics import Point
 
-__all__ = ["Results", "load_results", "plotted"]
+__all__ = ["Source", "Results", "load_results", "plotted", "model_lines"]
 
 _EXPECTED = (f"a record written by `dnnergy compress --out` or `dnnergy adapt --out` (format {RECORD_FORMAT!r}) "
              "or the output of `dnnergy tradeoff --json`")
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One file read: its ``path``, the ``model`` it names (``None``: not recorded) and the ``methods`` (the curves)
+    its points went into."""
+
+    path: str
+    model: str | None
+    methods: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Results:
     """What the files held: ``records`` (path, Record) and ``sweeps`` (path, points) as read, and ``series``:
-    per method, its distinct points (the model before compression is labelled ``"before"``)."""
+    per method, its distinct points (the model before compression is labelled ``"before"``); ``sources``: each file
+    in the order given, with the model it names and the curves it feeds."""
 
     records: tuple[tuple[str, Record], ...] = ()
     sweeps: tuple[tuple[str, tuple[Point, ...]], ...] = ()
     series: dict[str, list[Point]] = field(default_factory=dict)
+    sources: tuple[Source, ...] = ()
 
     @property
     def points(self) -> list[Point]:
@@ -103,7 +118,7 @@ def load_results(paths: Sequence[str | os.PathLike]) -> Results:
     Example: a ``magnitude`` record from 1e6 to 2.5e5 MAC-normalized gives the series
     ``{"magnitude": [before, after]}`` with labels ``"before"`` and ``"magnitude"``.
     """
-    records, sweeps, series = [], [], {}
+    records, sweeps, series, sources = [], [], {}, []
     for raw in paths:
         path = Path(raw)
         if not path.is_file():
@@ -116,18 +131,53 @@ def load_results(paths: Sequence[str | os.PathLike]) -> Results:
                 raise UserInputError(f"records file {path}: {exc}") from None
             records.append((str(path), record))
             method, points = _record_points(record)
+            model = record.model
         elif isinstance(data, dict) and "points" in data:
             points = _sweep_points(data, path)
             sweeps.append((str(path), tuple(points)))
-            method = None
+            method, model = None, data.get("model")
+            if model is not None and not isinstance(model, str):
+                raise UserInputError(f"records file {path}: 'model' must be the name of a model (got {model!r:.80})")
         else:
             raise UserInputError(f"records file {path}: not a compression record or sweep; expected {_EXPECTED}")
+        methods = []
         for point in points:
-            bucket = series.setdefault(method or point.label or "sweep", [])
+            name = method or point.label or "sweep"
+            bucket = series.setdefault(name, [])
             if _key(point) not in {_key(p) for p in bucket}:
                 bucket.append(point)
+            methods += [name] * (name not in methods)
+        sources.append(Source(str(path), model or None, tuple(methods)))
     units = sorted({p.energy_unit for points in series.values() for p in points if p.energy is not None})
     if len(units) > 1:
         raise UserInputError(f"records files {', '.join(map(str, paths))}: energies in several units {units}; "
                              "give results estimated on one hardware")
-    return Results(tuple(records), tuple(sweeps), series)
+    return Results(tuple(records), tuple(sweeps), series, tuple(sources))
+
+
+def _same_model(recorded: str, names: Sequence[str]) -> bool:
+    """Whether a file's model is one of ``names``; a model file path (``runs/small.dnnergy``, as ``tradeoff --json``
+    records its MODEL argument) also matches its stem (``small``, as a report names a saved model)."""
+    path = Path(recorded)
+    return recorded in names or (path.suffix.lower() in (".dnnergy", ".onnx") and path.stem in names)
+
+
+def model_lines(results: Results, names: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Check each file's model against ``names`` (the report's model, first, and any other name it goes by, such
+    as the architecture of a saved model): per curve (method), the warnings of the files that name another model,
+    and one note per file that records no model.
+
+    Example: a sweep ``s.json`` of ``lenet5`` feeding the curve ``magnitude``, checked against ``["lenet300"]``, gives
+    ``({"magnitude": ["s.json is a run of lenet5, not of lenet300"]}, [])``; an old record ``r.json`` without a model
+    gives ``({}, ["r.json: model not recorded (...)"])``.
+    """
+    warnings: dict[str, list[str]] = {}
+    notes = []
+    for source in results.sources:
+        if source.model is None:
+            notes.append(f"{source.path}: model not recorded (written before dnnergy recorded it); "
+                         f"it cannot be checked to be a run of {names[0]}")
+        elif not _same_model(source.model, names):
+            for method in source.methods:
+                warnings.setdefault(method, []).append(f"{source.path} is a run of {source.model}, not of {names[0]}")
+    return warnings, notes

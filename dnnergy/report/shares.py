@@ -2,17 +2,25 @@
 
 Seed 004's point: a layer's share of MACs or of weights is a poor guide to its share of
 energy (data movement dominates, and it follows reuse, not counts). :func:`share_table`
-puts the three shares side by side; :func:`precision_table` lists the bitwidths and
-zero fractions the estimate priced.
+puts the three shares side by side; :func:`share_bars` picks the layers worth a bar (the
+rest summed into one labelled bar); :func:`precision_table` lists the bitwidths and zero
+fractions the estimate priced.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ..energy import EnergyReport
 from ..workload import Workload
 from .tables import Table
 
-__all__ = ["share_table", "precision_table"]
+__all__ = ["share_table", "ShareBars", "share_bars", "precision_table"]
+
+#: Shares (%) for which :func:`share_bars` gives a layer its own bar, when its energy, MAC or weight share reaches it.
+MIN_SHARE = 0.5
+
+_SHARES = {"energy": "energy share (%)", "MAC": "MAC share (%)", "weight": "weight share (%)"}
 
 
 def _percent(part: float, whole: float) -> float:
@@ -48,6 +56,43 @@ def share_table(workload: Workload, report: EnergyReport) -> Table:
     per = " per image" if batch > 1 else ""
     return Table(f"{workload.name}: share of energy{per} vs share of MACs and weights ({report.hardware}, {report.dataflow})",
                  columns, rows, footer)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareBars:
+    """The bars of the share chart: ``labels`` (layer names, then the ``other`` bar's label when layers were summed),
+    ``series`` (``"energy"``, ``"MAC"``, ``"weight"``: one share in % per label), ``other`` (how many layers the last
+    bar sums, 0: none) and ``other_shares`` (that bar's three shares, %, for a caption)."""
+
+    labels: tuple[str, ...]
+    series: dict[str, tuple[float, ...]]
+    other: int = 0
+    other_shares: dict[str, float] | None = None
+
+
+def share_bars(table: Table, min_share: float = MIN_SHARE, top: int = 40) -> ShareBars:
+    """The layers of a :func:`share_table` worth a bar, in execution order, and one ``"other: N layers, x% of energy"``
+    bar summing all the rest, so the bars always account for the whole network.
+
+    A layer gets its own bar when its energy, MAC or weight share reaches ``min_share`` (%);
+    of those, the ``top`` with the largest such share. Pools, activations and other layers
+    with almost no energy, MACs or weights go into the last bar, which says how many layers
+    and how much energy it holds. Example: shares (energy, MACs, weights) of (90, 80, 100),
+    (9.8, 20, 0) and (0.2, 0, 0) with ``min_share=0.5`` give bars for the first two layers
+    and ``"other: 1 layer, 0.2% of energy"``.
+    """
+    shares = {name: [row[table.columns.index(column)] for row in table.rows] for name, column in _SHARES.items()}
+    largest = [max(values) for values in zip(*shares.values())]
+    ranked = sorted((i for i, share in enumerate(largest) if share >= min_share), key=lambda i: -largest[i])
+    keep = sorted(ranked[:top])
+    rest = sorted(set(range(len(table.rows))) - set(keep))
+    labels = [table.rows[i][0] for i in keep]
+    series = {name: [values[i] for i in keep] for name, values in shares.items()}
+    if not rest:
+        return ShareBars(tuple(labels), {name: tuple(values) for name, values in series.items()})
+    other = {name: sum(values[i] for i in rest) for name, values in shares.items()}
+    labels.append(f"other: {len(rest)} layer{'s' * (len(rest) != 1)}, {other['energy']:.1f}% of energy")
+    return ShareBars(tuple(labels), {name: (*values, other[name]) for name, values in series.items()}, len(rest), other)
 
 
 def precision_table(workload: Workload, word_bits: int) -> Table:
