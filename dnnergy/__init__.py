@@ -50,7 +50,7 @@ _EXPORTS = {
 }
 
 # Subpackages reachable as attributes (``dnnergy.compress.run``) without an explicit import.
-_SUBMODULES = frozenset({"cli", "coding", "compress", "data", "energy", "errors", "explore", "hardware", "io",
+_SUBMODULES = frozenset({"catalog", "cli", "coding", "compress", "data", "energy", "errors", "explore", "hardware", "io",
                          "metrics", "registry", "report", "train", "workload", "zoo"})
 
 __all__ = [

@@ -296,24 +296,23 @@ def tradeoff(
 @app.command(epilog=_examples('methods'))
 def methods(pattern: str = typer.Argument("*", help="Only names matching this wildcard pattern.")) -> None:
     """List the compression methods with their parameters and defaults."""
-    from ..compress import get_method, list_methods
-    from ._params import as_text, describe
+    from ..catalog import method_entries  # plain data: no torch (tests/cli/test_catalog.py keeps it current)
 
-    for name in list_methods(pattern):
-        spec = get_method(name)
+    for spec in method_entries(pattern):
         sweep = f" (sweeps --{spec.strength.replace('_', '-')})" if spec.strength else ""
-        typer.echo(f"{name}{sweep}: {spec.summary}")
+        typer.echo(f"{spec.name}{sweep}: {spec.summary}")
         for p in spec.params:
-            typer.echo(f"    --{p.name.replace('_', '-')} {as_text(p.default)}    ({describe(p.annotation)})")
+            typer.echo(f"    --{p.name.replace('_', '-')} {p.default}    ({p.accepts})")
 
 
 @app.command(epilog=_examples('zoo'))
 def zoo() -> None:
     """List the architectures in the zoo with their input shapes and published figures."""
+    from ..catalog import zoo_entries  # plain data: no torch (tests/cli/test_catalog.py keeps it current)
     from ..report import zoo_table
     from ._format import console, render
 
-    console.print(render(zoo_table()))
+    console.print(render(zoo_table(zoo_entries())))
 
 
 @app.command(epilog=_examples('demo'))

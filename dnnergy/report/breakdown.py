@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from ..energy import EnergyReport
+if TYPE_CHECKING:
+    from ..energy import EnergyReport
 
 __all__ = ["LayerBreakdown", "layer_breakdown"]
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING, Sequence
 
-from ..energy import EnergyReport
-from ..metrics import Point
-from ..workload import Layer, Workload
 from .breakdown import layer_breakdown
 
 if TYPE_CHECKING:
+    from ..catalog import ZooEntry
     from ..compress import Record
+    from ..energy import EnergyReport
+    from ..metrics import Point
+    from ..workload import Layer, Workload
 
 __all__ = ["Cell", "Table", "summary_table", "energy_table", "zoo_table", "record_table", "points_table",
            "unsupported_lines", "share_lines", "budget_lines", "unit_note"]
@@ -202,21 +203,22 @@ def unit_note(unit: str) -> str:
     return f"Energies in {unit}." if unit and unit != "none" else "No energy objective: energies are not estimated."
 
 
-def zoo_table() -> Table:
+def zoo_table(entries: Sequence[ZooEntry] | None = None) -> Table:
     """The zoo: each model's name, example input (``1x1x28x28``), published MACs and params (None if unpublished), description.
 
-    Published params fall back to published weights when only those are known. Example: the
-    ``lenet5`` row has 2,293,000 MACs (288,000 + 1,600,000 + 400,000 + 5,000); the first row is
+    ``entries``: the models to list; by default every registered one (``dnnergy.catalog.build()``, so
+    models registered by user code too); ``dnnergy zoo`` passes the built-in catalogue
+    (``catalog.zoo_entries()``, plain data: no torch). Published params fall back to published weights
+    when only those are known. Example: the ``lenet5`` row has 2,293,000 MACs (288,000 + 1,600,000 +
+    400,000 + 5,000); the first row is
     ``{'model': 'alexnet', 'input': '1x3x227x227', 'published MACs': 724000000.0, 'published params': 61000000.0, ...}``.
     """
-    from .. import zoo
+    if entries is None:
+        from ..catalog import build
 
-    rows = []
-    for name in zoo.list_models():
-        info = zoo.model_info(name)
-        published = info.published
-        rows.append((name, "x".join(map(str, info.input_shape)), published.get("macs"),
-                     published.get("params", published.get("weights")), info.description))
+        entries = build()[0]
+    rows = [(e.name, "x".join(map(str, e.input_shape)), e.macs, e.params if e.params is not None else e.weights, e.description)
+            for e in entries]
     return Table("dnnergy zoo", ("model", "input", "published MACs", "published params", "description"), rows,
                  notes=("input: the example batch (N x C x H x W); published: the figures of the model's paper or reference "
                         "implementation, for one image (`dnnergy summary MODEL` counts them from the traced model).",))

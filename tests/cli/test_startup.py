@@ -1,4 +1,5 @@
-"""Start-up cost (issue 13): help, version and a bare ``import dnnergy`` must not import torch or scipy,
+"""Start-up cost (issue 13): help, version, the listings (``zoo``, ``methods``) and a bare ``import dnnergy``
+must not import torch or scipy,
 and a small ``dnnergy estimate`` must not import torch._dynamo or sympy (a real forward, not meta kernels).
 
 Each check runs in a fresh interpreter (this test process has long imported torch) and
@@ -40,8 +41,8 @@ PROBE = textwrap.dedent(f"""
 """)
 
 
-def _run(code: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+def _run(code: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -57,6 +58,37 @@ def test_help_and_version_never_import_torch():
         assert out.strip(), f"dnnergy {' '.join(argv)} printed nothing"
     version = next(out for argv, _, out in seen if argv == ["--version"])
     assert version.startswith("dnnergy ")
+
+
+#: In a subprocess: ``python -m dnnergy ARGV`` (as runpy runs it), then the heavy modules it left in
+#: ``sys.modules`` and what it printed (JSON [modules, text]).
+LISTING = textwrap.dedent(f"""
+    import io, json, runpy, sys
+    from contextlib import redirect_stdout
+    sys.argv = ["dnnergy", *json.loads(sys.argv[1])]
+    out = io.StringIO()
+    with redirect_stdout(out):
+        try:
+            runpy.run_module("dnnergy", run_name="__main__", alter_sys=True)
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+    print(json.dumps([[m for m in {HEAVY!r} if m in sys.modules], out.getvalue()]))
+""")
+
+
+@pytest.mark.slow  # subprocesses
+@pytest.mark.parametrize("argv", [["methods"], ["methods", "q*"], ["zoo"]])
+def test_listings_never_import_torch(argv, monkeypatch):
+    # `dnnergy zoo` and `dnnergy methods` answer from dnnergy/catalog_data.py (plain data), not by importing every
+    # model and method (torch); what they print is what the registries give (tests/cli/test_catalog.py)
+    from typer.testing import CliRunner
+
+    from dnnergy.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    heavy, out = json.loads(_run(LISTING, json.dumps(argv)))
+    assert heavy == [], f"python -m dnnergy {' '.join(argv)} imported {heavy}"
+    assert out == CliRunner().invoke(app, argv).output and out.strip()
 
 
 def test_import_dnnergy_is_light():
