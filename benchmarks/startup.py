@@ -3,7 +3,8 @@
 Each command runs in a fresh subprocess, ``--repeat`` times, the commands taking turns so
 a burst of load on a shared machine hits all of them alike; the best (smallest) time of
 each is reported, in seconds and as a ratio to ``python -c "import torch"`` measured in
-the same run. Commands: ``dnnergy --help``, ``dnnergy estimate lenet5 --json`` and
+the same run. Commands: ``dnnergy --help``, ``dnnergy zoo`` and ``dnnergy methods`` (listings
+from a plain-data catalogue, no torch), ``dnnergy estimate lenet5 --json`` and
 ``dnnergy estimate resnet50 --json`` (a trace of a 25M-parameter network). The target
 of issue 13 is ``estimate lenet5`` within 1.5x the torch import. A separate subprocess
 runs the command line's ``main(["--help"])`` and reports whether torch was imported.
@@ -58,6 +59,8 @@ def commands(quick: bool) -> dict[str, list[str]]:
     out = {
         'python -c "import torch"': [sys.executable, "-c", "import torch"],
         "dnnergy --help": [*cli, "--help"],
+        "dnnergy zoo": [*cli, "zoo"],
+        "dnnergy methods": [*cli, "methods"],
         "dnnergy estimate lenet5 --json": [*cli, "estimate", "lenet5", "--json"],
     }
     if not quick:
