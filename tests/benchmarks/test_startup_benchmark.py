@@ -39,7 +39,7 @@ def _rows(text):
 
 def test_rows_and_ratios(written):
     rows = _rows(written)
-    assert list(rows) == ['python -c "import torch"', "dnnergy --help", "dnnergy estimate lenet5 --json"]
+    assert list(rows) == ['python -c "import torch"', "dnnergy --help", "dnnergy zoo", "dnnergy methods", "dnnergy estimate lenet5 --json"]
     base = rows['python -c "import torch"'][0]
     assert base > 0 and rows['python -c "import torch"'][1] == 1.0
     for seconds, ratio in rows.values():
