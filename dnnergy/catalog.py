@@ -141,14 +141,9 @@ def main(argv: list[str]) -> int:
 
     Example: ``main(["--check"]) == 0`` while the catalogue is current.
     """
-    text = source()
-    if "--check" in argv:
-        return 0 if DATA.read_text(encoding="utf-8") == text else 1
-    from .io import atomic_write
+    from .io import write_generated
 
-    atomic_write(DATA, text)
-    print(f"wrote {DATA}")
-    return 0
+    return write_generated(DATA, source(), check="--check" in argv)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,9 @@ def generate() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = generate()
-    if "--check" in argv:
-        return 0 if PAGE.read_text(encoding="utf-8") == text else 1
-    from dnnergy.io import atomic_write
+    from dnnergy.io import write_generated
 
-    atomic_write(PAGE, text)
-    print(f"wrote {PAGE}")
-    return 0
+    return write_generated(PAGE, generate(), check="--check" in argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ This package knows nothing about models or compression. Example::
     read_container("w.dnr", kind="weights").tensors["fc.weight"].shape  # torch.Size([2, 3])
 """
 
-from .atomic import Writer, atomic_write
+from .atomic import Writer, atomic_write, write_generated
 from .container import (
     FORMAT_VERSION,
     MAGIC,
@@ -25,6 +25,7 @@ from .container import (
 
 __all__ = [
     "atomic_write",
+    "write_generated",
     "Writer",
     "Container",
     "write_container",

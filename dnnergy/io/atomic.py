@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from ..errors import UserInputError
 
-__all__ = ["atomic_write", "Writer"]
+__all__ = ["atomic_write", "write_generated", "Writer"]
 
 #: A function that writes the whole content to the binary file object it is given.
 Writer = Callable[[BinaryIO], object]
@@ -78,3 +78,17 @@ def atomic_write(path: str | os.PathLike, data: bytes | bytearray | memoryview |
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_generated(path: str | os.PathLike, text: str, *, check: bool = False) -> int:
+    """Write a generated file (``docs/cli.md``, ``dnnergy/catalog_data.py``) atomically, or with
+    ``check=True`` only compare: the exit status of its generator, 0 when written or current, 1 when stale.
+
+    Example: ``write_generated("docs/cli.md", generate(), check=True)`` is 1 after a help text changed.
+    """
+    path = Path(path)
+    if check:
+        return 0 if path.exists() and path.read_text(encoding="utf-8") == text else 1
+    atomic_write(path, text)
+    print(f"wrote {path}")
+    return 0

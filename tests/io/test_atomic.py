@@ -5,7 +5,7 @@ import pytest
 
 from dnnergy.energy import EnergyRecord, EnergyReport
 from dnnergy.errors import UserInputError
-from dnnergy.io import atomic_write
+from dnnergy.io import atomic_write, write_generated
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -125,3 +125,12 @@ def test_plot_to_unknown_format_or_missing_folder_writes_nothing(tmp_path):
     with pytest.raises(UserInputError, match="does not exist"):
         plot_breakdown(report(), tmp_path / "nope" / "b.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_generated_checks_or_writes(tmp_path, capsys):
+    page = tmp_path / "page.md"
+    assert write_generated(page, "v1\n", check=True) == 1  # missing: stale
+    assert write_generated(page, "v1\n") == 0 and page.read_text() == "v1\n"
+    assert capsys.readouterr().out == f"wrote {page}\n"
+    assert write_generated(page, "v1\n", check=True) == 0
+    assert write_generated(page, "v2\n", check=True) == 1 and page.read_text() == "v1\n"  # a check never writes
