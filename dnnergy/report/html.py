@@ -78,11 +78,6 @@ def _section(anchor: str, title: str, *parts: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(title)}</h2>{"".join(parts)}</section>'
 
 
-def _column(table: Table, header: str) -> list:
-    index = table.columns.index(header)
-    return [row[index] for row in table.rows]
-
-
 def _breakdown(report: EnergyReport, batch: int) -> str:
     from .plots import breakdown_figure, levels_figure
 
@@ -124,7 +119,7 @@ def _precision(workload: Workload, word_bits: int) -> str:
 
     table = precision_table(workload, word_bits)
     parts = []
-    sparsity = {name: _column(table, f"{name} sparsity (%)") for name in ("weight", "input", "output")}
+    sparsity = {name: table.column(f"{name} sparsity (%)") for name in ("weight", "input", "output")}
     if any(v for values in sparsity.values() for v in values):
         keep = [i for i in range(len(table.rows)) if workload.layers[i].is_mac][:2 * TOP_LAYERS]
         fig = bars_figure([table.rows[i][0] for i in keep], {k: [v[i] for i in keep] for k, v in sparsity.items()},
@@ -141,7 +136,7 @@ def _comparison(costs: Sequence[ModelCost], subject: str) -> str:
 
     table = comparison_table(costs, "Models side by side, per image")
     first = costs[0].name
-    series = {name: _column(table, f"{name} ratio") for name in ("energy", "MAC", "weight")}
+    series = {name: table.column(f"{name} ratio") for name in ("energy", "MAC", "weight")}
     fig = bars_figure([c.name for c in costs], {k: [v or 0.0 for v in values] for k, values in series.items()},
                       f"relative to {first} (log scale)", "Energy, MACs and weights per image", log=True)
     return _section(

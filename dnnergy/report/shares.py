@@ -81,7 +81,7 @@ def share_bars(table: Table, min_share: float = MIN_SHARE, top: int = 40) -> Sha
     (9.8, 20, 0) and (0.2, 0, 0) with ``min_share=0.5`` give bars for the first two layers
     and ``"other: 1 layer, 0.2% of energy"``.
     """
-    shares = {name: [row[table.columns.index(column)] for row in table.rows] for name, column in _SHARES.items()}
+    shares = {name: table.column(column) for name, column in _SHARES.items()}
     largest = [max(values) for values in zip(*shares.values())]
     ranked = sorted((i for i, share in enumerate(largest) if share >= min_share), key=lambda i: -largest[i])
     keep = sorted(ranked[:top])

@@ -93,6 +93,12 @@ class Table:
         """Each column's unit from its header (``"total (pJ)" -> "pJ"``), ``""`` for text and count columns."""
         return tuple(match.group(1) if (match := _UNIT.search(c)) else "" for c in self.columns)
 
+    def column(self, header: str) -> list[Cell]:
+        """The cells of the column named ``header``, row by row. Example: a table with columns ("layer", "MACs") and
+        rows ("fc1", 235200), ("fc2", 30000) gives ``table.column("MACs") == [235200, 30000]``."""
+        index = self.columns.index(header)
+        return [row[index] for row in self.rows]
+
     def to_records(self) -> list[dict[str, Cell]]:
         """One dict per row keyed by column header, numbers unformatted (``[{"layer": "fc1", "MACs": 235200}]``)."""
         return [dict(zip(self.columns, row)) for row in self.rows]

@@ -254,3 +254,10 @@ def test_points_table_marks_the_front_and_shows_latency_in_milliseconds():
     assert table.rows[1][0:2] == ("magnitude", 0.9) and table.rows[1][8] == pytest.approx(2.0)  # 0.002 s = 2 ms
     assert table.rows[0][0] == "-" and table.rows[0][8] is None  # no label, not timed
     assert table.columns[5] == "energy (pJ)" and table.rows[1][5:8] == (25.0, 40, 30.0)
+
+
+def test_column_reads_cells_by_header():
+    table = Table("t", ("layer", "MACs"), [("fc1", 235200), ("fc2", 30000)])
+    assert table.column("MACs") == [235200, 30000] and table.column("layer") == ["fc1", "fc2"]
+    with pytest.raises(ValueError):
+        table.column("weights")
