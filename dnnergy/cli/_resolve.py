@@ -128,6 +128,20 @@ def importable_from_cwd() -> None:
         sys.path.insert(0, cwd)
 
 
+def check_model_spec(spec: str) -> None:
+    """Refuse, before anything is built or traced, a MODEL spec that :func:`load_workload` would refuse for its kind:
+    one that is not a zoo name, an existing ``.onnx`` or saved model file, or of the form ``module.path:factory``
+    (whose module is imported only when the model is built). Example: ``check_model_spec("alexnt")`` raises
+    ``unknown model 'alexnt' (did you mean alexnet, ...)``; ``check_model_spec("gone.onnx")`` raises ``file not found: gone.onnx``."""
+    from .. import zoo
+
+    if spec.lower().endswith(".onnx"):
+        if not Path(spec).is_file():
+            raise UserInputError(f"file not found: {spec}")
+    elif not (spec in zoo.list_models() or _FACTORY.match(spec) or is_saved_model(spec)):
+        raise _unknown(spec)
+
+
 def load_workload(spec: str, input_shape: Sequence[int] | None = None, batch: int | None = None, measure_input: Any = None):
     """A :class:`~dnnergy.workload.Workload` from any MODEL spec (ONNX files are read directly)."""
     from ..workload import trace
@@ -135,10 +149,8 @@ def load_workload(spec: str, input_shape: Sequence[int] | None = None, batch: in
     if spec.lower().endswith(".onnx"):
         from ..workload.onnx_import import from_onnx
 
-        path = Path(spec)
-        if not path.is_file():
-            raise UserInputError(f"file not found: {spec}")
-        return from_onnx(path, input_shapes=[tuple(input_shape)] if input_shape else None, batch=batch)
+        check_model_spec(spec)
+        return from_onnx(Path(spec), input_shapes=[tuple(input_shape)] if input_shape else None, batch=batch)
     resolved = load_model(spec, input_shape, batch)
     if measure_input is not None:
         return trace(resolved.model, measure_input, name=resolved.name, measure=True)

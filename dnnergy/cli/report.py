@@ -10,7 +10,6 @@ ShuffleNet) is on by default: it traces those models at batch 1 and takes a few 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -61,18 +60,14 @@ def report(
 def _check_specs(specs: list[str]) -> None:
     """Refuse a ``--compare`` model that is not a zoo name, an existing ONNX or saved model file, or of the form
     ``module.path:factory`` before any model is traced: one error naming it, with the zoo names close to it."""
-    from .. import zoo
     from ..errors import UserInputError
-    from ._resolve import _FACTORY, _unknown, is_saved_model
+    from ._resolve import check_model_spec
 
-    known = set(zoo.list_models())
     for spec in specs:
-        if spec in known or _FACTORY.match(spec) or is_saved_model(spec):
-            continue
-        if spec.lower().endswith(".onnx") and Path(spec).is_file():
-            continue
-        problem = f"file not found: {spec}" if spec.lower().endswith(".onnx") else str(_unknown(spec))
-        raise UserInputError(f"--compare {spec}: {problem}")
+        try:
+            check_model_spec(spec)
+        except UserInputError as exc:
+            raise UserInputError(f"--compare {spec}: {exc}") from None
 
 
 def _aliases(model: str) -> list[str]:
