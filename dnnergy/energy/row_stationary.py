@@ -445,9 +445,9 @@ def _best_tile(s: ConvShape, array: PEArray, bases: list[dict[str, int]], capaci
     rows = [(*(b[k] for k in fields[:6]), n, e_b) for b in bases
             for n in tile_sizes(s.N, 1, tiles) for e_b in tile_sizes(s.E, min(s.E, b["e"] * b["v"]), tiles)]
     exact = tiles == "divisors" and capacity is not None  # unbounded: all M filters, a divisor
-    # psums resident or not (RSMapping.resident) x the filter tile: a divisor of M ("divisors"), or
-    # the most that fit (0) or one pass, whose psums a PE holds more easily (1)
-    rows = [(*row, res, d) for row in rows for res in (0, 1) for d in (divisors(s.M) if exact else (0, res))]
+    # psums resident or not (RSMapping.resident) x the filter tile: a divisor of M ("divisors"), or the most
+    # that fit (0), and for resident psums also one pass of filters, whose psums a PE holds more easily (1)
+    rows = [(*row, res, d) for row in rows for res in (0, 1) for d in (divisors(s.M) if exact else range(res + 1))]
     columns = np.array(rows, dtype=np.int64).T
     trial = SimpleNamespace(**dict(zip(fields, columns)), fold_s=bases[0]["fold_s"], resident=columns[-2] == 1)
     trial.c_b = np.minimum(trial.q * trial.r, s.C)
